@@ -1,0 +1,449 @@
+//! Typed errors: one per load stage, and the errors of a call.
+//!
+//! A caller tells failures apart by matching on [`LoadErrorKind`] or
+//! [`CallError`], never by reading message text. Every load error knows its
+//! [`Stage`] and how to fix it ([`LoadError::fix`]), which is what
+//! `aiplug doctor` prints.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::manifest::ManifestError;
+
+/// The stages every plugin load runs, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// `plugin.toml` parses, required fields, semver, sane limits.
+    Manifest,
+    /// The artefact's SHA-256 matches the manifest's pin.
+    Integrity,
+    /// The artefact is a shared object (or wasm component) for this OS and
+    /// architecture.
+    Format,
+    /// The entry symbol is exported and the declared hooks exist.
+    Symbols,
+    /// The ABI major matches and the vtable covers the required entries.
+    Abi,
+    /// The id (and tasks) are not taken by another plugin; metadata agrees
+    /// with the manifest.
+    Identity,
+    /// `on_load` returns ok within its deadline, without panicking.
+    Init,
+}
+
+impl Stage {
+    /// All stages in the order they run.
+    pub const ALL: [Stage; 7] = [
+        Stage::Manifest,
+        Stage::Integrity,
+        Stage::Format,
+        Stage::Symbols,
+        Stage::Abi,
+        Stage::Identity,
+        Stage::Init,
+    ];
+
+    /// The stage's name as printed in diagnoses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Manifest => "manifest",
+            Stage::Integrity => "integrity",
+            Stage::Format => "format",
+            Stage::Symbols => "symbols",
+            Stage::Abi => "abi",
+            Stage::Identity => "identity",
+            Stage::Init => "init",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Integrity stage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IntegrityError {
+    /// The artefact could not be read.
+    #[error("cannot read the artefact {}: {source}", path.display())]
+    Read {
+        /// The artefact path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The artefact's SHA-256 is not the pinned one.
+    #[error("sha256 of {} is {actual}, but the manifest pins {expected}", path.display())]
+    Sha256Mismatch {
+        /// The artefact path.
+        path: PathBuf,
+        /// The manifest's value.
+        expected: String,
+        /// What the file hashes to.
+        actual: String,
+    },
+}
+
+/// Format stage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// Not an object file at all (text, truncated, garbage).
+    #[error("{} is not a shared library: {reason}", path.display())]
+    NotAnObject {
+        /// The artefact path.
+        path: PathBuf,
+        /// What the object-file reader said.
+        reason: String,
+    },
+    /// An object file, but not a shared library (an executable, a `.o`).
+    #[error("{} is a {found}, not a shared library", path.display())]
+    NotShared {
+        /// The artefact path.
+        path: PathBuf,
+        /// The kind found.
+        found: String,
+    },
+    /// A shared library for another OS or CPU.
+    #[error("{} is a {found_format} library for {found_arch}, but this host is {expected_os} on {expected_arch}", path.display())]
+    WrongPlatform {
+        /// The artefact path.
+        path: PathBuf,
+        /// Object format found (ELF, Mach-O, PE).
+        found_format: String,
+        /// Architecture found.
+        found_arch: String,
+        /// This host's OS.
+        expected_os: &'static str,
+        /// This host's architecture.
+        expected_arch: &'static str,
+    },
+    /// This build cannot load this kind of plugin.
+    #[error("this aiplug was built without support for {kind} plugins (cargo feature `{feature}`)")]
+    Unsupported {
+        /// The plugin kind.
+        kind: crate::manifest::PluginKind,
+        /// The cargo feature that enables it.
+        feature: &'static str,
+    },
+}
+
+/// Symbols stage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SymbolsError {
+    /// The dynamic loader refused the library (missing dependency, bad relocation).
+    #[error("the dynamic loader refused {}: {reason}", path.display())]
+    Open {
+        /// The artefact path.
+        path: PathBuf,
+        /// The loader's message.
+        reason: String,
+    },
+    /// The entry symbol is not exported.
+    #[error("{} does not export the entry symbol `{symbol}`", path.display())]
+    MissingEntry {
+        /// The artefact path.
+        path: PathBuf,
+        /// The symbol looked for.
+        symbol: &'static str,
+    },
+}
+
+/// ABI stage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AbiError {
+    /// The entry function returned null.
+    #[error("the entry function returned no vtable (null)")]
+    NullVtable,
+    /// Built against another ABI major.
+    #[error("ABI major {found} is not supported by this host (supports {supported})")]
+    MajorMismatch {
+        /// The plugin's major.
+        found: u32,
+        /// The host's major.
+        supported: u32,
+    },
+    /// The vtable is too small to hold the required entries.
+    #[error("the vtable declares size {size} bytes, but ABI {major}.x needs at least {min}")]
+    VtableTooSmall {
+        /// Declared size.
+        size: usize,
+        /// Minimum size.
+        min: usize,
+        /// The ABI major.
+        major: u32,
+    },
+    /// A required entry is null.
+    #[error("the vtable's required entry `{entry}` is null")]
+    MissingRequired {
+        /// The entry name.
+        entry: &'static str,
+    },
+    /// The manifest declares a hook the library does not provide.
+    #[error("the manifest declares hook `{hook}`, but the library's vtable has no `{hook}` entry")]
+    MissingHook {
+        /// The hook name.
+        hook: &'static str,
+    },
+    /// The metadata is null or not UTF-8.
+    #[error("metadata is unusable: {reason}")]
+    BadMetadata {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Identity stage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// Another plugin already has this id.
+    #[error("id {id:?} is already registered by {}", existing.display())]
+    DuplicateId {
+        /// The id.
+        id: String,
+        /// The manifest of the plugin holding it.
+        existing: PathBuf,
+    },
+    /// Another plugin already serves this task.
+    #[error("task {task:?} is already served by plugin {owner:?}")]
+    DuplicateTask {
+        /// The task.
+        task: String,
+        /// The plugin serving it.
+        owner: String,
+    },
+    /// The library's metadata disagrees with its manifest.
+    #[error("the library says {field} is {library:?}, the manifest says {manifest:?}")]
+    MetadataMismatch {
+        /// `id`, `version` or `tasks`.
+        field: &'static str,
+        /// The manifest's value.
+        manifest: String,
+        /// The library's value.
+        library: String,
+    },
+}
+
+/// Init stage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// `on_load` returned an error.
+    #[error("on_load failed: {message}")]
+    Failed {
+        /// The plugin's message.
+        message: String,
+    },
+    /// `on_load` panicked (caught at the boundary).
+    #[error("on_load panicked: {message}")]
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
+    /// `on_load` did not return in time.
+    #[error("on_load did not return within {after:?}")]
+    TimedOut {
+        /// The deadline.
+        after: Duration,
+    },
+}
+
+/// What went wrong in a load, by stage.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadErrorKind {
+    /// Manifest stage.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// Integrity stage.
+    #[error(transparent)]
+    Integrity(#[from] IntegrityError),
+    /// Format stage.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// Symbols stage.
+    #[error(transparent)]
+    Symbols(#[from] SymbolsError),
+    /// ABI stage.
+    #[error(transparent)]
+    Abi(#[from] AbiError),
+    /// Identity stage.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// Init stage.
+    #[error(transparent)]
+    Init(#[from] InitError),
+}
+
+impl LoadErrorKind {
+    /// The stage that failed.
+    pub fn stage(&self) -> Stage {
+        match self {
+            LoadErrorKind::Manifest(_) => Stage::Manifest,
+            LoadErrorKind::Integrity(_) => Stage::Integrity,
+            LoadErrorKind::Format(_) => Stage::Format,
+            LoadErrorKind::Symbols(_) => Stage::Symbols,
+            LoadErrorKind::Abi(_) => Stage::Abi,
+            LoadErrorKind::Identity(_) => Stage::Identity,
+            LoadErrorKind::Init(_) => Stage::Init,
+        }
+    }
+
+    /// What the plugin's author or operator should do about it.
+    pub fn fix(&self) -> String {
+        use LoadErrorKind as K;
+        match self {
+            K::Manifest(ManifestError::Read { .. }) => {
+                "point at a plugin directory containing plugin.toml, or at the plugin.toml itself".into()
+            }
+            K::Manifest(ManifestError::Parse { .. }) => {
+                "correct plugin.toml: required fields are id, version, kind, entry; see the manifest section of DESIGN.md for the rest".into()
+            }
+            K::Manifest(ManifestError::Invalid { field, .. }) => format!("set `{field}` to an allowed value"),
+            K::Integrity(IntegrityError::Read { .. }) => {
+                "build the plugin, or correct `entry` in plugin.toml to name the artefact".into()
+            }
+            K::Integrity(IntegrityError::Sha256Mismatch { actual, .. }) => format!(
+                "if you rebuilt the plugin on purpose, pin the new hash: sha256 = \"{actual}\"; otherwise the file was changed by someone else: restore it"
+            ),
+            K::Format(FormatError::NotAnObject { .. }) => {
+                "rebuild the plugin as a shared library (Rust: crate-type = [\"cdylib\"]; C: cc -shared -fPIC; Go: go build -buildmode=c-shared); the file may be truncated".into()
+            }
+            K::Format(FormatError::NotShared { .. }) => {
+                "link the plugin as a shared library (cdylib / -shared / -buildmode=c-shared), not an executable or object file".into()
+            }
+            K::Format(FormatError::WrongPlatform { expected_os, expected_arch, .. }) => format!(
+                "rebuild the plugin for {expected_os} on {expected_arch} (the host's platform)"
+            ),
+            K::Format(FormatError::Unsupported { feature, .. }) => {
+                format!("use an aiplug built with the `{feature}` feature")
+            }
+            K::Symbols(SymbolsError::Open { .. }) => {
+                "install the libraries it links against (check with `ldd`), or rebuild it against this system".into()
+            }
+            K::Symbols(SymbolsError::MissingEntry { symbol, .. }) => format!(
+                "export `{symbol}`: Rust plugins use aiplug_sdk::export_plugin!, C and Go plugins implement it from include/aiplug.h"
+            ),
+            K::Abi(AbiError::MissingHook { hook }) => {
+                format!("remove `{hook}` from `hooks` in plugin.toml, or implement and export it")
+            }
+            K::Abi(AbiError::MajorMismatch { .. }) | K::Abi(AbiError::VtableTooSmall { .. }) => {
+                "rebuild the plugin against this host's aiplug-sdk / include/aiplug.h".into()
+            }
+            K::Abi(_) => "the plugin's vtable is malformed: rebuild it against aiplug-sdk or include/aiplug.h".into(),
+            K::Identity(IdentityError::DuplicateId { .. }) => {
+                "give one of the plugins another id, or remove the duplicate directory".into()
+            }
+            K::Identity(IdentityError::DuplicateTask { .. }) => {
+                "serve each task from one plugin only; rename the task in one of them".into()
+            }
+            K::Identity(IdentityError::MetadataMismatch { field, .. }) => {
+                format!("make `{field}` in plugin.toml match what the plugin was built with")
+            }
+            K::Init(InitError::TimedOut { .. }) => {
+                "make on_load return promptly (defer slow work to the first call); the library stays mapped since its code is still running".into()
+            }
+            K::Init(_) => "check the plugin's [config] in plugin.toml against what the plugin expects".into(),
+        }
+    }
+}
+
+/// A plugin failed to load: the stage, the plugin, the root cause and (via
+/// [`LoadError::fix`]) what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin {label} ({}): {} stage: {kind}", manifest_path.display(), kind.stage())]
+pub struct LoadError {
+    /// The plugin's id when known, else the directory name.
+    pub label: String,
+    /// The manifest path.
+    pub manifest_path: PathBuf,
+    /// What failed.
+    pub kind: LoadErrorKind,
+}
+
+impl LoadError {
+    /// The stage that failed.
+    pub fn stage(&self) -> Stage {
+        self.kind.stage()
+    }
+
+    /// What the plugin's author or operator should do about it.
+    pub fn fix(&self) -> String {
+        self.kind.fix()
+    }
+}
+
+/// How a plugin hook call ended, when it did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// No loaded plugin has this id or serves this task.
+    #[error("no loaded plugin is named {target:?} or serves a task of that name (see `aiplug plugins list`)")]
+    NotFound {
+        /// What was asked for.
+        target: String,
+    },
+    /// The plugin does not provide this hook.
+    #[error("plugin {plugin:?} does not provide `{hook}`")]
+    Unsupported {
+        /// The plugin id.
+        plugin: String,
+        /// The hook.
+        hook: &'static str,
+    },
+    /// The hook returned an error.
+    #[error("plugin {plugin:?} failed in `{hook}`: {message}")]
+    Failed {
+        /// The plugin id.
+        plugin: String,
+        /// The hook.
+        hook: &'static str,
+        /// The plugin's message.
+        message: String,
+    },
+    /// The hook panicked; the panic was contained and the host keeps serving.
+    #[error("plugin {plugin:?} panicked in `{hook}`: {message}")]
+    Panicked {
+        /// The plugin id.
+        plugin: String,
+        /// The hook.
+        hook: &'static str,
+        /// The panic message.
+        message: String,
+    },
+    /// A request filter refused the request.
+    #[error("plugin {plugin:?} rejected the request: {reason}")]
+    Rejected {
+        /// The plugin id.
+        plugin: String,
+        /// The plugin's reason.
+        reason: String,
+    },
+    /// The call was cancelled or hit its deadline.
+    #[error("call to plugin {plugin:?} was cancelled or hit its deadline{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
+    Cancelled {
+        /// The plugin id.
+        plugin: String,
+        /// What the plugin said.
+        message: String,
+    },
+    /// A filter produced output that is not valid JSON/UTF-8.
+    #[error("plugin {plugin:?} returned an invalid document from `{hook}`: {message}")]
+    BadOutput {
+        /// The plugin id.
+        plugin: String,
+        /// The hook.
+        hook: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A model call through the host failed.
+    #[error(transparent)]
+    Model(#[from] crate::models::ModelError),
+}

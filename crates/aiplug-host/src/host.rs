@@ -1,0 +1,744 @@
+//! The host: loads plugins through the staged pipeline, keeps them in the
+//! registry, runs calls through them, and serves their host API.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{CallError, LoadError, Stage};
+use crate::loader::{CallScope, FilterOutcome, HookFailure, HookStatus, HostServices, Output};
+use crate::manifest::{Hook, Manifest, PluginKind};
+use crate::models::{ChatModel, ModelError};
+use crate::pipeline::{self, LoadEnv};
+use crate::registry::{LoadedPlugin, PluginInfo, PluginState, Registry, Snapshot};
+use crate::session::{InMemorySessionStore, SessionStore};
+
+/// Builds a [`Host`].
+///
+/// ```no_run
+/// let host = aiplug_host::HostBuilder::new().build();
+/// for result in host.load_dir(std::path::Path::new("plugins")) {
+///     if let Err(e) = result { eprintln!("{e}\n  fix: {}", e.fix()); }
+/// }
+/// ```
+pub struct HostBuilder {
+    sessions: Arc<dyn SessionStore>,
+    models: BTreeMap<String, Arc<dyn ChatModel>>,
+    default_model: Option<String>,
+    init_timeout: Duration,
+    unload_grace: Duration,
+    max_nesting: u32,
+}
+
+impl Default for HostBuilder {
+    fn default() -> HostBuilder {
+        HostBuilder::new()
+    }
+}
+
+impl HostBuilder {
+    /// Defaults: in-process sessions, no models, 10 s for `on_load`, 5 s to
+    /// drain a plugin at unload, model calls nested at most 4 deep.
+    pub fn new() -> HostBuilder {
+        HostBuilder {
+            sessions: Arc::new(InMemorySessionStore::new()),
+            models: BTreeMap::new(),
+            default_model: None,
+            init_timeout: Duration::from_secs(10),
+            unload_grace: Duration::from_secs(5),
+            max_nesting: 4,
+        }
+    }
+
+    /// Replaces the session store (e.g. a shared one for several replicas).
+    pub fn session_store(mut self, store: Arc<dyn SessionStore>) -> HostBuilder {
+        self.sessions = store;
+        self
+    }
+
+    /// Registers a model under `name`; the first one registered becomes the
+    /// default unless [`HostBuilder::default_model`] says otherwise.
+    pub fn model(mut self, name: impl Into<String>, model: Arc<dyn ChatModel>) -> HostBuilder {
+        let name = name.into();
+        if self.default_model.is_none() {
+            self.default_model = Some(name.clone());
+        }
+        self.models.insert(name, model);
+        self
+    }
+
+    /// The model used when a request names none.
+    pub fn default_model(mut self, name: impl Into<String>) -> HostBuilder {
+        self.default_model = Some(name.into());
+        self
+    }
+
+    /// How long a plugin's `on_load` may take (default 10 s).
+    pub fn init_timeout(mut self, timeout: Duration) -> HostBuilder {
+        self.init_timeout = timeout;
+        self
+    }
+
+    /// How long unloading waits for in-flight calls (default 5 s).
+    pub fn unload_grace(mut self, grace: Duration) -> HostBuilder {
+        self.unload_grace = grace;
+        self
+    }
+
+    /// Builds the host; no plugins are loaded yet.
+    pub fn build(self) -> Host {
+        Host {
+            shared: Arc::new(Shared {
+                registry: Registry::default(),
+                sessions: self.sessions,
+                models: self.models,
+                default_model: self.default_model,
+                failures: Mutex::new(BTreeMap::new()),
+                init_timeout: self.init_timeout,
+                unload_grace: self.unload_grace,
+                max_nesting: self.max_nesting,
+            }),
+        }
+    }
+}
+
+/// Options of one call: session, deadline, cancellation.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// Session scope for the plugins' session store; `None` for none.
+    pub session_id: Option<String>,
+    /// Request id for logs; empty for none.
+    pub request_id: String,
+    /// Deadline; the plugin's `limits.timeout_ms` applies too, whichever is sooner.
+    pub deadline: Option<Instant>,
+    /// Cancels the call (and everything it started) when fired.
+    pub cancel: CancellationToken,
+    /// The plugin making this call, if any: its own filters are skipped.
+    caller: Option<String>,
+    /// Plugin-calls-model nesting depth.
+    depth: u32,
+}
+
+impl CallOptions {
+    /// Options with no session, no deadline, a fresh cancellation token.
+    pub fn new() -> CallOptions {
+        CallOptions::default()
+    }
+
+    /// Sets the session.
+    pub fn session(mut self, id: impl Into<String>) -> CallOptions {
+        self.session_id = Some(id.into());
+        self
+    }
+
+    /// Sets a deadline `timeout` from now.
+    pub fn timeout(mut self, timeout: Duration) -> CallOptions {
+        self.deadline = Some(Instant::now() + timeout);
+        self
+    }
+}
+
+/// The outcome of `aiplug doctor`: one row per stage.
+#[derive(Debug, Clone)]
+pub struct DoctorReport {
+    /// The manifest examined.
+    pub manifest_path: PathBuf,
+    /// Stage rows, in pipeline order.
+    pub rows: Vec<DoctorRow>,
+    /// SHA-256 of the artefact, when it could be read (the value to pin).
+    pub sha256: Option<String>,
+}
+
+impl DoctorReport {
+    /// Whether every stage passed.
+    pub fn ok(&self) -> bool {
+        self.rows.iter().all(|r| matches!(r.outcome, StageOutcome::Passed(_)))
+    }
+}
+
+/// One stage of a doctor run.
+#[derive(Debug, Clone)]
+pub struct DoctorRow {
+    /// The stage.
+    pub stage: Stage,
+    /// What happened.
+    pub outcome: StageOutcome,
+}
+
+/// A stage's result in a doctor run.
+#[derive(Debug, Clone)]
+pub enum StageOutcome {
+    /// Passed, with a detail line.
+    Passed(String),
+    /// Failed.
+    Failed {
+        /// The root cause.
+        cause: String,
+        /// How to fix it.
+        fix: String,
+    },
+    /// Not run because an earlier stage failed.
+    Skipped,
+}
+
+/// Why an unload did not finish cleanly (the plugin is gone from the
+/// registry either way).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnloadError {
+    /// No plugin with that id is loaded.
+    #[error("no loaded plugin has id {0:?}")]
+    NotLoaded(String),
+    /// In-flight calls did not finish within the grace period; the library
+    /// is left mapped (it is closed when the last call returns).
+    #[error("plugin {id:?} still had calls in flight after {grace:?}; on_unload was skipped and the library stays mapped until they finish")]
+    DrainTimeout {
+        /// The plugin.
+        id: String,
+        /// The grace period.
+        grace: Duration,
+    },
+    /// `on_unload` failed or panicked.
+    #[error("plugin {id:?}: on_unload failed: {message}")]
+    OnUnload {
+        /// The plugin.
+        id: String,
+        /// What it said.
+        message: String,
+    },
+}
+
+/// The plugin host. Cheap to share: clone the `Arc` you keep it in.
+/// Dropping it unloads every plugin.
+pub struct Host {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    registry: Registry,
+    sessions: Arc<dyn SessionStore>,
+    models: BTreeMap<String, Arc<dyn ChatModel>>,
+    default_model: Option<String>,
+    /// Plugins whose last load failed, by manifest path.
+    failures: Mutex<BTreeMap<PathBuf, PluginInfo>>,
+    init_timeout: Duration,
+    unload_grace: Duration,
+    max_nesting: u32,
+}
+
+impl Host {
+    /// Loads the plugin at `path` (a directory or its `plugin.toml`) through
+    /// every stage and registers it. A failure is kept for
+    /// [`Host::plugins`] and returned; the host keeps running.
+    pub fn load(&self, path: &Path) -> Result<PluginInfo, LoadError> {
+        let shared = &self.shared;
+        let result: Result<Arc<LoadedPlugin>, LoadError> = shared.registry.write(|snapshot| {
+            let env = LoadEnv {
+                registry: snapshot,
+                other_ids: &HashMap::new(),
+                services: Arc::clone(shared) as Arc<dyn HostServices>,
+                init_timeout: shared.init_timeout,
+            };
+            let plugin = pipeline::load(path, &env, &mut |stage, detail| {
+                tracing::debug!(path = %path.display(), %stage, %detail, "load stage passed");
+            })?;
+            let plugin = Arc::new(plugin);
+            shared.registry.insert_locked(Arc::clone(&plugin));
+            Ok(plugin)
+        });
+        let mut failures = shared.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(plugin) => {
+                failures.remove(&plugin.manifest_path);
+                tracing::info!(plugin = plugin.id(), version = %plugin.manifest.version, "plugin loaded");
+                Ok(plugin.info())
+            }
+            Err(error) => {
+                tracing::debug!(%error, fix = %error.fix(), "plugin refused");
+                // Loading an active plugin again is refused, but the plugin
+                // itself is fine: do not list it as failed.
+                let active = shared
+                    .registry
+                    .snapshot()
+                    .by_id
+                    .values()
+                    .any(|p| p.manifest_path == error.manifest_path);
+                if !active {
+                    failures.insert(error.manifest_path.clone(), failed_info(&error));
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Loads every plugin directory under `dir` (each subdirectory with a
+    /// `plugin.toml`, or `dir` itself when it has one), in name order.
+    pub fn load_dir(&self, dir: &Path) -> Vec<Result<PluginInfo, LoadError>> {
+        plugin_dirs(dir).iter().map(|p| self.load(p)).collect()
+    }
+
+    /// Every plugin: the loaded ones and those whose last load failed, by id.
+    pub fn plugins(&self) -> Vec<PluginInfo> {
+        let snapshot = self.shared.registry.snapshot();
+        let mut all: Vec<PluginInfo> = snapshot.by_id.values().map(|p| p.info()).collect();
+        let failures = self.shared.failures.lock().unwrap_or_else(|p| p.into_inner());
+        all.extend(failures.values().cloned());
+        all.sort_by(|a, b| a.id.cmp(&b.id).then(a.manifest_path.cmp(&b.manifest_path)));
+        all
+    }
+
+    /// Runs the `invoke` service of the plugin with id `target`, or of the
+    /// plugin serving the task `target`. The input is borrowed by the plugin,
+    /// not copied; the output stays in the plugin's buffer.
+    pub fn invoke(&self, target: &str, input: &[u8], options: &CallOptions) -> Result<Output, CallError> {
+        let snapshot = self.shared.registry.snapshot();
+        let plugin = snapshot
+            .resolve(target)
+            .ok_or_else(|| CallError::NotFound { target: target.to_string() })?;
+        if !plugin.hooks.contains(&Hook::Invoke) {
+            return Err(CallError::Unsupported {
+                plugin: plugin.id().to_string(),
+                hook: "invoke",
+            });
+        }
+        let plugin = Arc::clone(plugin);
+        drop(snapshot);
+        let task = if plugin.id() == target { "" } else { target };
+        self.shared
+            .with_scope(&plugin, task, options, |scope| plugin.instance.invoke(scope, input))
+            .map_err(|f| call_error(plugin.id(), "invoke", f))
+    }
+
+    /// Runs the request filters (highest priority first) over an
+    /// OpenAI-style chat request. Returns the request as the last filter left
+    /// it (borrowed when no filter rewrote it), or the first rejection.
+    pub fn filter_request<'a>(&self, request_json: &'a [u8], options: &CallOptions) -> Result<Cow<'a, [u8]>, CallError> {
+        let snapshot = self.shared.registry.snapshot();
+        self.shared.filter_request(&snapshot, request_json, options)
+    }
+
+    /// Runs the response filters over a chat response.
+    pub fn filter_response<'a>(
+        &self,
+        request_json: &[u8],
+        response_json: &'a [u8],
+        options: &CallOptions,
+    ) -> Result<Cow<'a, [u8]>, CallError> {
+        let snapshot = self.shared.registry.snapshot();
+        self.shared.filter_response(&snapshot, request_json, response_json, options)
+    }
+
+    /// A chat completion through the whole pipeline: request filters, the
+    /// model, response filters.
+    pub fn infer(&self, request: &serde_json::Value, options: &CallOptions) -> Result<serde_json::Value, CallError> {
+        self.shared.infer(request, options)
+    }
+
+    /// Ends a session: drops its stored values and tells each plugin that
+    /// stored something in it (`on_session_end`). Returns the plugins told.
+    pub fn end_session(&self, session_id: &str) -> Vec<String> {
+        let touched = match self.shared.sessions.end_session(session_id) {
+            Ok(touched) => touched,
+            Err(e) => {
+                tracing::warn!(session = session_id, error = %e, "ending a session failed");
+                return Vec::new();
+            }
+        };
+        let snapshot = self.shared.registry.snapshot();
+        for id in &touched {
+            if let Some(plugin) = snapshot.by_id.get(id) {
+                let options = CallOptions::new();
+                let result = self
+                    .shared
+                    .with_scope(plugin, "", &options, |scope| plugin.instance.on_session_end(scope, session_id));
+                if let Err(f) = result {
+                    tracing::warn!(plugin = %id, error = %f.message, "on_session_end failed");
+                }
+            }
+        }
+        touched
+    }
+
+    /// Unloads the plugin `id`: removes it from the registry (new calls no
+    /// longer reach it), waits up to the grace period for in-flight calls,
+    /// calls `on_unload`, and closes the library (unless the manifest says
+    /// it cannot be unloaded).
+    pub fn unload(&self, id: &str) -> Result<(), UnloadError> {
+        let plugin = self
+            .shared
+            .registry
+            .remove(id)
+            .ok_or_else(|| UnloadError::NotLoaded(id.to_string()))?;
+        self.shared.retire(plugin)
+    }
+
+    /// Runs every load stage on the plugin at `path` without registering it,
+    /// and reports each stage. `other_ids` are ids claimed by other plugin
+    /// directories (a clash is a duplicate-id failure). When init passes the
+    /// plugin is unloaded again.
+    pub fn doctor(&self, path: &Path, other_ids: &HashMap<String, PathBuf>) -> DoctorReport {
+        let mut rows: Vec<DoctorRow> = Vec::new();
+        let snapshot = self.shared.registry.snapshot();
+        let env = LoadEnv {
+            registry: &snapshot,
+            other_ids,
+            services: Arc::clone(&self.shared) as Arc<dyn HostServices>,
+            init_timeout: self.shared.init_timeout,
+        };
+        let mut sha256 = None;
+        let result = pipeline::load(path, &env, &mut |stage, detail| {
+            if stage == Stage::Integrity {
+                sha256 = detail.split_whitespace().nth(1).map(str::to_string);
+            }
+            rows.push(DoctorRow {
+                stage,
+                outcome: StageOutcome::Passed(detail),
+            });
+        });
+        let manifest_path = match &result {
+            Ok(plugin) => plugin.manifest_path.clone(),
+            Err(error) => error.manifest_path.clone(),
+        };
+        match result {
+            Ok(plugin) => {
+                if let Err(e) = self.shared.retire(Arc::new(plugin)) {
+                    rows.push(DoctorRow {
+                        stage: Stage::Init,
+                        outcome: StageOutcome::Failed {
+                            cause: e.to_string(),
+                            fix: "make on_unload release everything and return ok".into(),
+                        },
+                    });
+                }
+            }
+            Err(error) => {
+                if sha256.is_none() {
+                    if let crate::error::LoadErrorKind::Integrity(crate::error::IntegrityError::Sha256Mismatch {
+                        actual, ..
+                    }) = &error.kind
+                    {
+                        sha256 = Some(actual.clone());
+                    }
+                }
+                rows.push(DoctorRow {
+                    stage: error.stage(),
+                    outcome: StageOutcome::Failed {
+                        cause: error.kind.to_string(),
+                        fix: error.fix(),
+                    },
+                });
+                for stage in Stage::ALL.iter().filter(|s| **s > error.stage()) {
+                    rows.push(DoctorRow {
+                        stage: *stage,
+                        outcome: StageOutcome::Skipped,
+                    });
+                }
+            }
+        }
+        DoctorReport {
+            manifest_path,
+            rows,
+            sha256,
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let ids: Vec<String> = self.shared.registry.snapshot().by_id.keys().cloned().collect();
+        for id in ids {
+            if let Err(e) = self.unload(&id) {
+                tracing::warn!(error = %e, "unload at shutdown");
+            }
+        }
+    }
+}
+
+/// The plugin directories under `dir`: `dir` itself when it has a
+/// manifest, else each direct subdirectory that has one, sorted.
+pub fn plugin_dirs(dir: &Path) -> Vec<PathBuf> {
+    if dir.join(crate::manifest::MANIFEST_FILE).is_file() {
+        return vec![dir.to_path_buf()];
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.join(crate::manifest::MANIFEST_FILE).is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn failed_info(error: &LoadError) -> PluginInfo {
+    let manifest = Manifest::from_path(&error.manifest_path).ok().map(|(m, _)| m);
+    PluginInfo {
+        id: error.label.clone(),
+        version: manifest.as_ref().map(|m| m.version.to_string()).unwrap_or_default(),
+        kind: manifest.as_ref().map_or(PluginKind::Native, |m| m.kind),
+        hooks: manifest.as_ref().and_then(|m| m.hooks.clone()).unwrap_or_default(),
+        tasks: manifest.as_ref().and_then(|m| m.tasks.clone()).unwrap_or_default(),
+        priority: manifest.as_ref().map_or(0, |m| m.priority),
+        state: PluginState::Failed,
+        manifest_path: error.manifest_path.clone(),
+        sha256: None,
+        unloadable: manifest.as_ref().is_none_or(|m| m.unloadable),
+        description: manifest.map(|m| m.description).unwrap_or_default(),
+        diagnosis: Some(format!("{} stage: {}; fix: {}", error.stage(), error.kind, error.fix())),
+    }
+}
+
+fn call_error(plugin: &str, hook: &'static str, failure: HookFailure) -> CallError {
+    let plugin = plugin.to_string();
+    let message = failure.message;
+    match failure.status {
+        HookStatus::Failed => CallError::Failed { plugin, hook, message },
+        HookStatus::Panicked => CallError::Panicked { plugin, hook, message },
+        HookStatus::Cancelled => CallError::Cancelled { plugin, message },
+        HookStatus::Unsupported => CallError::Unsupported { plugin, hook },
+        HookStatus::Rejected => CallError::Rejected { plugin, reason: message },
+    }
+}
+
+impl Shared {
+    /// Runs `f` with a call scope for `plugin`; the deadline is the sooner of
+    /// the caller's and the plugin's `limits.timeout_ms`.
+    fn with_scope<T>(
+        &self,
+        plugin: &LoadedPlugin,
+        task: &str,
+        options: &CallOptions,
+        f: impl FnOnce(&CallScope<'_>) -> Result<T, HookFailure>,
+    ) -> Result<T, HookFailure> {
+        let limit = Instant::now() + Duration::from_millis(plugin.manifest.limits.timeout_ms);
+        let deadline = Some(options.deadline.map_or(limit, |d| d.min(limit)));
+        let scope = CallScope {
+            services: self,
+            plugin_id: plugin.id(),
+            session_id: options.session_id.as_deref().unwrap_or(""),
+            request_id: &options.request_id,
+            task,
+            cancel: &options.cancel,
+            deadline,
+            depth: options.depth,
+        };
+        f(&scope)
+    }
+
+    fn filter_request<'a>(
+        &self,
+        snapshot: &Snapshot,
+        request_json: &'a [u8],
+        options: &CallOptions,
+    ) -> Result<Cow<'a, [u8]>, CallError> {
+        let mut current: Option<Output> = None;
+        for plugin in &snapshot.request_filters {
+            if options.caller.as_deref() == Some(plugin.id()) {
+                continue; // a plugin's hooks never see its own calls
+            }
+            let input: &[u8] = current.as_deref().unwrap_or(request_json);
+            let outcome = self
+                .with_scope(plugin, "", options, |scope| plugin.instance.on_request(scope, input))
+                .map_err(|f| call_error(plugin.id(), "on_request", f))?;
+            match outcome {
+                FilterOutcome::Continue => {}
+                FilterOutcome::Rewrite(rewritten) => {
+                    check_json(plugin.id(), "on_request", &rewritten)?;
+                    current = Some(rewritten);
+                }
+                FilterOutcome::Reject(reason) => {
+                    return Err(CallError::Rejected {
+                        plugin: plugin.id().to_string(),
+                        reason,
+                    })
+                }
+            }
+        }
+        Ok(match current {
+            Some(output) => Cow::Owned(output.to_vec()),
+            None => Cow::Borrowed(request_json),
+        })
+    }
+
+    fn filter_response<'a>(
+        &self,
+        snapshot: &Snapshot,
+        request_json: &[u8],
+        response_json: &'a [u8],
+        options: &CallOptions,
+    ) -> Result<Cow<'a, [u8]>, CallError> {
+        let mut current: Option<Output> = None;
+        for plugin in &snapshot.response_filters {
+            if options.caller.as_deref() == Some(plugin.id()) {
+                continue;
+            }
+            let input: &[u8] = current.as_deref().unwrap_or(response_json);
+            let replaced = self
+                .with_scope(plugin, "", options, |scope| plugin.instance.on_response(scope, request_json, input))
+                .map_err(|f| call_error(plugin.id(), "on_response", f))?;
+            if let Some(replaced) = replaced {
+                check_json(plugin.id(), "on_response", &replaced)?;
+                current = Some(replaced);
+            }
+        }
+        Ok(match current {
+            Some(output) => Cow::Owned(output.to_vec()),
+            None => Cow::Borrowed(response_json),
+        })
+    }
+
+    fn infer(&self, request: &serde_json::Value, options: &CallOptions) -> Result<serde_json::Value, CallError> {
+        if options.cancel.is_cancelled() {
+            return Err(ModelError::Cancelled.into());
+        }
+        let snapshot = self.registry.snapshot();
+        let request_bytes = serde_json::to_vec(request).map_err(|e| ModelError::BadRequest(e.to_string()))?;
+        let filtered = self.filter_request(&snapshot, &request_bytes, options)?;
+        let request: serde_json::Value = match &filtered {
+            Cow::Borrowed(_) => request.clone(),
+            Cow::Owned(bytes) => serde_json::from_slice(bytes).map_err(|e| ModelError::BadRequest(e.to_string()))?,
+        };
+        let name = match request.get("model").and_then(|m| m.as_str()) {
+            Some(name) if !name.is_empty() => name.to_string(),
+            _ => self.default_model.clone().ok_or(ModelError::NoModel)?,
+        };
+        let model = self.models.get(&name).ok_or_else(|| ModelError::UnknownModel {
+            name: name.clone(),
+            known: self.models.keys().cloned().collect(),
+        })?;
+        let response = model.chat(&request, &options.cancel)?;
+        let response_bytes = serde_json::to_vec(&response).map_err(|e| ModelError::Provider {
+            model: name.clone(),
+            message: e.to_string(),
+        })?;
+        match self.filter_response(&snapshot, &filtered, &response_bytes, options)? {
+            Cow::Borrowed(_) => Ok(response),
+            Cow::Owned(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                CallError::Model(ModelError::Provider {
+                    model: name,
+                    message: format!("a response filter produced invalid JSON: {e}"),
+                })
+            }),
+        }
+    }
+
+    /// Drains, calls `on_unload` and drops a plugin already out of the registry.
+    fn retire(&self, plugin: Arc<LoadedPlugin>) -> Result<(), UnloadError> {
+        let id = plugin.id().to_string();
+        // Every in-flight call holds a clone of the Arc; wait for them.
+        let drain_until = Instant::now() + self.unload_grace;
+        while Arc::strong_count(&plugin) > 1 {
+            if Instant::now() >= drain_until {
+                return Err(UnloadError::DrainTimeout {
+                    id,
+                    grace: self.unload_grace,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let options = CallOptions::new().timeout(self.unload_grace);
+        let result = self.with_scope(&plugin, "", &options, |scope| plugin.instance.on_unload(scope));
+        drop(plugin);
+        tracing::info!(plugin = %id, "plugin unloaded");
+        result.map_err(|f| UnloadError::OnUnload { id, message: f.message })
+    }
+}
+
+fn check_json(plugin: &str, hook: &'static str, bytes: &[u8]) -> Result<(), CallError> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map(drop)
+        .map_err(|e| CallError::BadOutput {
+            plugin: plugin.to_string(),
+            hook,
+            message: format!("not JSON: {e}"),
+        })
+}
+
+impl HostServices for Shared {
+    fn log(&self, plugin: &str, level: u32, message: &str) {
+        match level {
+            aiplug_abi::AIPLUG_LOG_ERROR => tracing::error!(plugin, "{message}"),
+            aiplug_abi::AIPLUG_LOG_WARN => tracing::warn!(plugin, "{message}"),
+            aiplug_abi::AIPLUG_LOG_INFO => tracing::info!(plugin, "{message}"),
+            aiplug_abi::AIPLUG_LOG_DEBUG => tracing::debug!(plugin, "{message}"),
+            _ => tracing::trace!(plugin, "{message}"),
+        }
+    }
+
+    fn infer(&self, scope: &CallScope<'_>, model: &str, request_json: &[u8]) -> Result<Vec<u8>, HookFailure> {
+        let fail = |status, error: &dyn std::fmt::Display| HookFailure {
+            status,
+            message: error.to_string(),
+        };
+        if scope.depth + 1 > self.max_nesting {
+            let error = ModelError::TooDeep {
+                depth: scope.depth + 1,
+                limit: self.max_nesting,
+            };
+            return Err(fail(HookStatus::Failed, &error));
+        }
+        let mut request: serde_json::Value = serde_json::from_slice(request_json)
+            .map_err(|e| fail(HookStatus::Failed, &ModelError::BadRequest(e.to_string())))?;
+        if !model.is_empty() {
+            if let Some(object) = request.as_object_mut() {
+                object.insert("model".into(), model.into());
+            }
+        }
+        let name = request
+            .get("model")
+            .and_then(|m| m.as_str())
+            .map(str::to_string)
+            .or_else(|| self.default_model.clone())
+            .unwrap_or_default();
+        let allowed = self
+            .registry
+            .snapshot()
+            .by_id
+            .get(scope.plugin_id)
+            .is_some_and(|p| p.manifest.capabilities.allows_model(&name));
+        if !allowed {
+            let error = ModelError::NotAllowed {
+                plugin: scope.plugin_id.to_string(),
+                model: name,
+            };
+            return Err(fail(HookStatus::Failed, &error));
+        }
+        // The model call inherits the plugin call's cancellation and deadline.
+        let cancel = scope.cancel.child_token();
+        let options = CallOptions {
+            session_id: (!scope.session_id.is_empty()).then(|| scope.session_id.to_string()),
+            request_id: scope.request_id.to_string(),
+            deadline: scope.deadline,
+            cancel,
+            caller: Some(scope.plugin_id.to_string()),
+            depth: scope.depth + 1,
+        };
+        match self.infer(&request, &options) {
+            Ok(response) => serde_json::to_vec(&response).map_err(|e| fail(HookStatus::Failed, &e)),
+            Err(CallError::Rejected { plugin, reason }) => Err(HookFailure {
+                status: HookStatus::Rejected,
+                message: format!("plugin {plugin:?} rejected the request: {reason}"),
+            }),
+            Err(CallError::Model(ModelError::Cancelled)) | Err(CallError::Cancelled { .. }) => {
+                Err(fail(HookStatus::Cancelled, &"cancelled"))
+            }
+            Err(other) => Err(fail(HookStatus::Failed, &other)),
+        }
+    }
+
+    fn session_get(&self, plugin: &str, session: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.sessions.get(plugin, session, key).map_err(|e| e.to_string())
+    }
+
+    fn session_set(&self, plugin: &str, session: &str, key: &str, value: &[u8]) -> Result<(), String> {
+        self.sessions.set(plugin, session, key, value).map_err(|e| e.to_string())
+    }
+
+    fn session_delete(&self, plugin: &str, session: &str, key: &str) -> Result<(), String> {
+        self.sessions.delete(plugin, session, key).map_err(|e| e.to_string())
+    }
+}

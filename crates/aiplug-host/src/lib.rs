@@ -1,0 +1,41 @@
+//! The embeddable aiplug engine: load AI plugins at run time, verify them
+//! stage by stage, and run them around and in front of model calls.
+//!
+//! No HTTP, no CLI: `aiplug-server` and the `aiplug` binary sit on top.
+//!
+//! ```no_run
+//! use aiplug_host::{CallOptions, HostBuilder};
+//!
+//! let host = HostBuilder::new().build();
+//! match host.load(std::path::Path::new("plugins/prompt-decorator")) {
+//!     Ok(info) => println!("loaded {} {}", info.id, info.version),
+//!     Err(e) => eprintln!("{e}\n  fix: {}", e.fix()),
+//! }
+//! let request = br#"{"messages":[{"role":"user","content":"hi"}]}"#;
+//! let filtered = host.filter_request(request, &CallOptions::new());
+//! ```
+//!
+//! Loading runs the stages of [`Stage`] in order; each failure is a
+//! [`LoadError`] whose [`LoadErrorKind`] says which stage and why, and whose
+//! [`LoadError::fix`] says what to do. Calls fail with a [`CallError`].
+
+#![deny(missing_docs)]
+
+mod error;
+mod host;
+mod loader;
+pub mod manifest;
+pub mod models;
+mod pipeline;
+mod registry;
+pub mod session;
+
+pub use error::{
+    AbiError, CallError, FormatError, IdentityError, InitError, IntegrityError, LoadError, LoadErrorKind, Stage,
+    SymbolsError,
+};
+pub use host::{plugin_dirs, CallOptions, DoctorReport, DoctorRow, Host, HostBuilder, StageOutcome, UnloadError};
+pub use loader::Output;
+pub use manifest::{Hook, Manifest, ManifestError, PluginKind};
+pub use registry::{PluginInfo, PluginState};
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,175 @@
+//! The registry: loaded plugins keyed by id, with the filter order and task
+//! routes precomputed.
+//!
+//! Readers (every call) load an immutable snapshot through `arc-swap` and
+//! take no lock; writers (load, unload) build a new snapshot and swap it in.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::loader::Instance;
+use crate::manifest::{Hook, Manifest, PluginKind};
+
+/// Where a plugin is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PluginState {
+    /// Loaded and taking calls.
+    Active,
+    /// Refused at some load stage; see its diagnosis.
+    Failed,
+}
+
+impl std::fmt::Display for PluginState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PluginState::Active => "active",
+            PluginState::Failed => "failed",
+        })
+    }
+}
+
+/// A plugin that passed every load stage.
+pub(crate) struct LoadedPlugin {
+    pub(crate) manifest: Manifest,
+    pub(crate) manifest_path: PathBuf,
+    pub(crate) sha256: String,
+    pub(crate) hooks: BTreeSet<Hook>,
+    pub(crate) tasks: Vec<String>,
+    pub(crate) instance: Arc<dyn Instance>,
+}
+
+impl LoadedPlugin {
+    pub(crate) fn id(&self) -> &str {
+        &self.manifest.id
+    }
+
+    pub(crate) fn info(&self) -> PluginInfo {
+        PluginInfo {
+            id: self.manifest.id.clone(),
+            version: self.manifest.version.to_string(),
+            kind: self.manifest.kind,
+            hooks: self.hooks.iter().copied().collect(),
+            tasks: self.tasks.clone(),
+            priority: self.manifest.priority,
+            state: PluginState::Active,
+            manifest_path: self.manifest_path.clone(),
+            sha256: Some(self.sha256.clone()),
+            unloadable: self.manifest.unloadable,
+            description: self.manifest.description.clone(),
+            diagnosis: None,
+        }
+    }
+}
+
+/// What `aiplug plugins list` shows about a plugin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginInfo {
+    /// Plugin id (for a plugin that failed before its manifest parsed: the
+    /// directory name).
+    pub id: String,
+    /// Version, empty when unknown.
+    pub version: String,
+    /// Tier.
+    pub kind: PluginKind,
+    /// Hooks provided.
+    pub hooks: Vec<Hook>,
+    /// Tasks served.
+    pub tasks: Vec<String>,
+    /// Filter priority.
+    pub priority: i32,
+    /// Active or failed.
+    pub state: PluginState,
+    /// The manifest.
+    pub manifest_path: PathBuf,
+    /// SHA-256 of the loaded artefact.
+    pub sha256: Option<String>,
+    /// Whether the library may be closed at unload.
+    pub unloadable: bool,
+    /// The manifest's description.
+    pub description: String,
+    /// For failed plugins: the diagnosis (stage, cause, fix).
+    pub diagnosis: Option<String>,
+}
+
+/// One immutable view of the loaded plugins.
+#[derive(Default)]
+pub(crate) struct Snapshot {
+    pub(crate) by_id: HashMap<String, Arc<LoadedPlugin>>,
+    pub(crate) by_task: HashMap<String, Arc<LoadedPlugin>>,
+    /// `on_request` filters, highest priority first, ties by id.
+    pub(crate) request_filters: Vec<Arc<LoadedPlugin>>,
+    /// `on_response` filters, same order.
+    pub(crate) response_filters: Vec<Arc<LoadedPlugin>>,
+}
+
+impl Snapshot {
+    fn build(plugins: impl IntoIterator<Item = Arc<LoadedPlugin>>) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        for plugin in plugins {
+            for task in &plugin.tasks {
+                snapshot.by_task.insert(task.clone(), Arc::clone(&plugin));
+            }
+            if plugin.hooks.contains(&Hook::OnRequest) {
+                snapshot.request_filters.push(Arc::clone(&plugin));
+            }
+            if plugin.hooks.contains(&Hook::OnResponse) {
+                snapshot.response_filters.push(Arc::clone(&plugin));
+            }
+            snapshot.by_id.insert(plugin.id().to_string(), plugin);
+        }
+        let order = |a: &Arc<LoadedPlugin>, b: &Arc<LoadedPlugin>| {
+            b.manifest.priority.cmp(&a.manifest.priority).then_with(|| a.id().cmp(b.id()))
+        };
+        snapshot.request_filters.sort_by(order);
+        snapshot.response_filters.sort_by(order);
+        snapshot
+    }
+
+    /// The plugin with this id, or else the one serving this task.
+    pub(crate) fn resolve(&self, target: &str) -> Option<&Arc<LoadedPlugin>> {
+        self.by_id.get(target).or_else(|| self.by_task.get(target))
+    }
+}
+
+/// The set of loaded plugins.
+#[derive(Default)]
+pub(crate) struct Registry {
+    current: ArcSwap<Snapshot>,
+    /// Serialises writers so check-then-insert is atomic.
+    writer: Mutex<()>,
+}
+
+impl Registry {
+    /// The current snapshot (lock-free).
+    pub(crate) fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    /// Runs `f` with the writer lock held, so the identity check made in `f`
+    /// stays true until `f`'s result is inserted.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        f(&self.current.load())
+    }
+
+    /// Adds a plugin. The caller has checked identity under [`Registry::write`].
+    pub(crate) fn insert_locked(&self, plugin: Arc<LoadedPlugin>) {
+        let old = self.current.load();
+        let plugins = old.by_id.values().cloned().chain(std::iter::once(plugin));
+        self.current.store(Arc::new(Snapshot::build(plugins)));
+    }
+
+    /// Removes the plugin with `id` and returns it.
+    pub(crate) fn remove(&self, id: &str) -> Option<Arc<LoadedPlugin>> {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.current.load();
+        let removed = old.by_id.get(id).cloned()?;
+        let plugins = old.by_id.values().filter(|p| p.id() != id).cloned();
+        self.current.store(Arc::new(Snapshot::build(plugins)));
+        Some(removed)
+    }
+}
