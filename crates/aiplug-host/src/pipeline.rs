@@ -88,7 +88,7 @@ pub(crate) fn load(path: &Path, env: &LoadEnv<'_>, observe: Observer<'_>) -> Res
         Some(_) => observe(Stage::Integrity, format!("sha256 {sha256} matches the pin")),
         None => observe(
             Stage::Integrity,
-            format!("sha256 {sha256} (not pinned: add sha256 = \"{sha256}\" to plugin.toml)"),
+            format!("sha256 {sha256} (not pinned)"),
         ),
     }
 

@@ -1,1 +1,176 @@
-fn main() {}
+//! `aiplug`: load, verify and run AI plugins from the command line.
+//!
+//! Exit status: 0 success, 1 a plugin or check failed, 2 usage error.
+
+mod commands;
+mod config;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Load, verify, run and hot-swap AI plugins.
+///
+/// Plugins are directories holding a `plugin.toml` next to their artefact (a
+/// shared library with aiplug's C ABI). They are looked for in the
+/// directories given by --plugins, else in `[plugins] dirs` of the config
+/// file, else in ./plugins.
+#[derive(Debug, Parser)]
+#[command(name = "aiplug", version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Config file (default: ./aiplug.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A directory of plugin directories; repeat for several. Overrides the
+    /// config file.
+    #[arg(long = "plugins", global = true, value_name = "DIR")]
+    plugins: Vec<PathBuf>,
+    /// More log output on stderr (-v: info, -vv: debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List, inspect plugins.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// Run every load stage on a plugin and print a table: stage, result,
+    /// root cause, how to fix. Exits 1 when a stage fails.
+    ///
+    /// The plugin's on_load runs (and on_unload after), exactly as when the
+    /// host loads it. The table ends with the sha256 to pin in plugin.toml.
+    Doctor {
+        /// A plugin directory or its plugin.toml.
+        path: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call a plugin's `invoke` service by plugin id or task name; print its output.
+    ///
+    /// Examples:
+    ///   aiplug run go-format main.go
+    ///   git show HEAD:main.go | aiplug run go-format
+    ///   aiplug run word-count --text "three small words"
+    #[command(verbatim_doc_comment)]
+    Run {
+        /// Plugin id or task name.
+        target: String,
+        /// Input file; `-` or nothing reads standard input.
+        #[arg(value_name = "INPUT|-", conflicts_with = "text")]
+        input: Option<PathBuf>,
+        /// Use this text as the input instead of a file.
+        #[arg(long)]
+        text: Option<String>,
+        /// Session id (scopes the plugin's session store).
+        #[arg(long)]
+        session: Option<String>,
+        /// Give up after this many milliseconds (the plugin's own
+        /// limits.timeout_ms applies too, whichever is sooner).
+        #[arg(long, value_name = "MS")]
+        timeout_ms: Option<u64>,
+    },
+    /// Run the request filters (on_request hooks, highest priority first)
+    /// over an OpenAI-style chat request and print the request the model
+    /// would get. Exits 1 when a filter rejects it.
+    Filter {
+        /// JSON request file; `-` or nothing reads standard input.
+        #[arg(value_name = "REQUEST|-")]
+        input: Option<PathBuf>,
+        /// Session id.
+        #[arg(long)]
+        session: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginsCommand {
+    /// Load the plugin directories and list every plugin: id, version, kind,
+    /// hooks, priority, state (failed ones with their diagnosis).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load one plugin and show everything about it: manifest, artefact
+    /// hash, hooks, tasks, limits, capabilities, config.
+    Inspect {
+        /// A plugin directory or its plugin.toml.
+        path: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    let result = match cli.command {
+        Command::Plugins(PluginsCommand::List { json }) => commands::plugins::list(&cli.global, json),
+        Command::Plugins(PluginsCommand::Inspect { path, json }) => commands::plugins::inspect(&path, json),
+        Command::Doctor { path, json } => commands::doctor::run(&cli.global, &path, json),
+        Command::Run {
+            target,
+            input,
+            text,
+            session,
+            timeout_ms,
+        } => commands::run::run(&cli.global, &target, input.as_deref(), text, session, timeout_ms),
+        Command::Filter { input, session } => commands::run::filter(&cli.global, input.as_deref(), session),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(global: &Global) {
+    use tracing_subscriber::EnvFilter;
+    let default = match global.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match global.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,62 @@
+//! One module per command; shared plumbing here.
+
+pub mod doctor;
+pub mod plugins;
+pub mod run;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use aiplug_host::{Host, HostBuilder, LoadError};
+use anyhow::Context as _;
+
+use crate::config::Config;
+use crate::Global;
+
+/// The plugin directories the options and config name.
+pub fn plugin_dirs(global: &Global) -> anyhow::Result<Vec<PathBuf>> {
+    let (config, base) = Config::load(global.config.as_deref())?;
+    Ok(config.plugin_dirs(&base, &global.plugins))
+}
+
+/// A host with every plugin of the configured directories loaded. Refused
+/// plugins are returned for the caller to report; the host keeps the rest.
+pub fn load_host(global: &Global) -> anyhow::Result<(Host, Vec<LoadError>)> {
+    let dirs = plugin_dirs(global)?;
+    let host = HostBuilder::new().build();
+    let mut refused = Vec::new();
+    for dir in &dirs {
+        if !dir.is_dir() {
+            if global.plugins.contains(dir) {
+                anyhow::bail!("plugin directory {} does not exist", dir.display());
+            }
+            tracing::info!(dir = %dir.display(), "plugin directory does not exist; skipped");
+            continue;
+        }
+        refused.extend(host.load_dir(dir).into_iter().filter_map(Result::err));
+    }
+    Ok((host, refused))
+}
+
+/// Prints one warning per refused plugin to stderr.
+pub fn warn_refused(refused: &[LoadError]) {
+    for error in refused {
+        eprintln!("warning: {error}\n  fix: {}", error.fix());
+    }
+}
+
+/// Reads `path`, or standard input for `-` or none.
+pub fn read_input(path: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+    match path {
+        Some(path) if path != Path::new("-") => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        }
+        _ => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("cannot read standard input")?;
+            Ok(bytes)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `aiplug.toml`: the host's own configuration file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+/// The config file looked for in the working directory when `--config` is
+/// not given.
+pub const DEFAULT_CONFIG: &str = "aiplug.toml";
+
+/// The plugin directory used when neither `--plugins` nor the config names one.
+pub const DEFAULT_PLUGINS_DIR: &str = "plugins";
+
+/// `aiplug.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[plugins]`.
+    #[serde(default)]
+    pub plugins: PluginsConfig,
+}
+
+/// `[plugins]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Directories holding plugin directories, relative to the config file.
+    /// Defaults to `["plugins"]`.
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
+}
+
+impl Config {
+    /// Reads `explicit` (an error when missing), else `./aiplug.toml` when it
+    /// exists, else the defaults. Returns the config and its directory.
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<(Config, PathBuf)> {
+        let path = match explicit {
+            Some(path) => path.to_path_buf(),
+            None if Path::new(DEFAULT_CONFIG).is_file() => PathBuf::from(DEFAULT_CONFIG),
+            None => return Ok((Config::default(), PathBuf::from("."))),
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        Ok((config, base))
+    }
+
+    /// The plugin directories: `--plugins` flags win, then the config's
+    /// (resolved against its directory), then `./plugins`.
+    pub fn plugin_dirs(&self, base: &Path, flags: &[PathBuf]) -> Vec<PathBuf> {
+        if !flags.is_empty() {
+            return flags.to_vec();
+        }
+        if !self.plugins.dirs.is_empty() {
+            return self.plugins.dirs.iter().map(|d| base.join(d)).collect();
+        }
+        vec![PathBuf::from(DEFAULT_PLUGINS_DIR)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_config_beats_default() {
+        let config: Config = toml::from_str("[plugins]\ndirs = [\"p1\", \"/abs\"]\n").unwrap();
+        let base = Path::new("/etc/aiplug");
+        assert_eq!(
+            config.plugin_dirs(base, &[]),
+            vec![PathBuf::from("/etc/aiplug/p1"), PathBuf::from("/abs")]
+        );
+        assert_eq!(config.plugin_dirs(base, &[PathBuf::from("x")]), vec![PathBuf::from("x")]);
+        assert_eq!(Config::default().plugin_dirs(base, &[]), vec![PathBuf::from("plugins")]);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = toml::from_str::<Config>("[plugins]\ndir = [\"p\"]\n").unwrap_err();
+        assert!(err.to_string().contains("dir"), "{err}");
+    }
+}
