@@ -249,8 +249,7 @@ pub struct AiplugHostApi {
     pub session_get:
         unsafe extern "C" fn(ctx: *const AiplugCallCtx, key: AiplugStr, out: *mut AiplugBuf) -> i32,
     /// Stores `value` under `key` in the (plugin, session) scope.
-    pub session_set:
-        unsafe extern "C" fn(ctx: *const AiplugCallCtx, key: AiplugStr, value: AiplugStr) -> i32,
+    pub session_set: unsafe extern "C" fn(ctx: *const AiplugCallCtx, key: AiplugStr, value: AiplugStr) -> i32,
     /// Removes `key` from the (plugin, session) scope; absent keys are fine.
     pub session_delete: unsafe extern "C" fn(ctx: *const AiplugCallCtx, key: AiplugStr) -> i32,
 }
@@ -285,9 +284,8 @@ pub struct AiplugPluginVtable {
         unsafe extern "C" fn(ctx: *const AiplugCallCtx, request_json: AiplugStr, out: *mut AiplugBuf) -> i32,
     >,
     /// Named service `invoke(ctx, input, out)`: `out` holds the result.
-    pub invoke: Option<
-        unsafe extern "C" fn(ctx: *const AiplugCallCtx, input: AiplugStr, out: *mut AiplugBuf) -> i32,
-    >,
+    pub invoke:
+        Option<unsafe extern "C" fn(ctx: *const AiplugCallCtx, input: AiplugStr, out: *mut AiplugBuf) -> i32>,
     /// Response filter `on_response(ctx, request_json, response_json, out)`:
     /// empty `out` keeps the response, `out` set replaces it.
     pub on_response: Option<

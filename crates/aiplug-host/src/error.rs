@@ -363,11 +363,29 @@ pub struct LoadError {
     pub label: String,
     /// The manifest path.
     pub manifest_path: PathBuf,
-    /// What failed.
-    pub kind: LoadErrorKind,
+    /// What failed (boxed: errors are rare, results are everywhere).
+    kind: Box<LoadErrorKind>,
 }
 
 impl LoadError {
+    /// A load error of `kind` for the plugin `label` at `manifest_path`.
+    pub fn new(
+        label: impl Into<String>,
+        manifest_path: impl Into<PathBuf>,
+        kind: LoadErrorKind,
+    ) -> LoadError {
+        LoadError {
+            label: label.into(),
+            manifest_path: manifest_path.into(),
+            kind: Box::new(kind),
+        }
+    }
+
+    /// What failed, to match on.
+    pub fn kind(&self) -> &LoadErrorKind {
+        &self.kind
+    }
+
     /// The stage that failed.
     pub fn stage(&self) -> Stage {
         self.kind.stage()
@@ -384,7 +402,9 @@ impl LoadError {
 #[non_exhaustive]
 pub enum CallError {
     /// No loaded plugin has this id or serves this task.
-    #[error("no loaded plugin is named {target:?} or serves a task of that name (see `aiplug plugins list`)")]
+    #[error(
+        "no loaded plugin is named {target:?} or serves a task of that name (see `aiplug plugins list`)"
+    )]
     NotFound {
         /// What was asked for.
         target: String,

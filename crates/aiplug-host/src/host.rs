@@ -156,7 +156,9 @@ pub struct DoctorReport {
 impl DoctorReport {
     /// Whether every stage passed.
     pub fn ok(&self) -> bool {
-        self.rows.iter().all(|r| matches!(r.outcome, StageOutcome::Passed(_)))
+        self.rows
+            .iter()
+            .all(|r| matches!(r.outcome, StageOutcome::Passed(_)))
     }
 }
 
@@ -296,9 +298,9 @@ impl Host {
     /// not copied; the output stays in the plugin's buffer.
     pub fn invoke(&self, target: &str, input: &[u8], options: &CallOptions) -> Result<Output, CallError> {
         let snapshot = self.shared.registry.snapshot();
-        let plugin = snapshot
-            .resolve(target)
-            .ok_or_else(|| CallError::NotFound { target: target.to_string() })?;
+        let plugin = snapshot.resolve(target).ok_or_else(|| CallError::NotFound {
+            target: target.to_string(),
+        })?;
         if !plugin.hooks.contains(&Hook::Invoke) {
             return Err(CallError::Unsupported {
                 plugin: plugin.id().to_string(),
@@ -309,14 +311,20 @@ impl Host {
         drop(snapshot);
         let task = if plugin.id() == target { "" } else { target };
         self.shared
-            .with_scope(&plugin, task, options, |scope| plugin.instance.invoke(scope, input))
+            .with_scope(&plugin, task, options, |scope| {
+                plugin.instance.invoke(scope, input)
+            })
             .map_err(|f| call_error(plugin.id(), "invoke", f))
     }
 
     /// Runs the request filters (highest priority first) over an
     /// OpenAI-style chat request. Returns the request as the last filter left
     /// it (borrowed when no filter rewrote it), or the first rejection.
-    pub fn filter_request<'a>(&self, request_json: &'a [u8], options: &CallOptions) -> Result<Cow<'a, [u8]>, CallError> {
+    pub fn filter_request<'a>(
+        &self,
+        request_json: &'a [u8],
+        options: &CallOptions,
+    ) -> Result<Cow<'a, [u8]>, CallError> {
         let snapshot = self.shared.registry.snapshot();
         self.shared.filter_request(&snapshot, request_json, options)
     }
@@ -329,12 +337,17 @@ impl Host {
         options: &CallOptions,
     ) -> Result<Cow<'a, [u8]>, CallError> {
         let snapshot = self.shared.registry.snapshot();
-        self.shared.filter_response(&snapshot, request_json, response_json, options)
+        self.shared
+            .filter_response(&snapshot, request_json, response_json, options)
     }
 
     /// A chat completion through the whole pipeline: request filters, the
     /// model, response filters.
-    pub fn infer(&self, request: &serde_json::Value, options: &CallOptions) -> Result<serde_json::Value, CallError> {
+    pub fn infer(
+        &self,
+        request: &serde_json::Value,
+        options: &CallOptions,
+    ) -> Result<serde_json::Value, CallError> {
         self.shared.infer(request, options)
     }
 
@@ -352,9 +365,9 @@ impl Host {
         for id in &touched {
             if let Some(plugin) = snapshot.by_id.get(id) {
                 let options = CallOptions::new();
-                let result = self
-                    .shared
-                    .with_scope(plugin, "", &options, |scope| plugin.instance.on_session_end(scope, session_id));
+                let result = self.shared.with_scope(plugin, "", &options, |scope| {
+                    plugin.instance.on_session_end(scope, session_id)
+                });
                 if let Err(f) = result {
                     tracing::warn!(plugin = %id, error = %f.message, "on_session_end failed");
                 }
@@ -417,9 +430,9 @@ impl Host {
             }
             Err(error) => {
                 if sha256.is_none() {
-                    if let crate::error::LoadErrorKind::Integrity(crate::error::IntegrityError::Sha256Mismatch {
-                        actual, ..
-                    }) = &error.kind
+                    if let crate::error::LoadErrorKind::Integrity(
+                        crate::error::IntegrityError::Sha256Mismatch { actual, .. },
+                    ) = error.kind()
                     {
                         sha256 = Some(actual.clone());
                     }
@@ -427,7 +440,7 @@ impl Host {
                 rows.push(DoctorRow {
                     stage: error.stage(),
                     outcome: StageOutcome::Failed {
-                        cause: error.kind.to_string(),
+                        cause: error.kind().to_string(),
                         fix: error.fix(),
                     },
                 });
@@ -478,17 +491,31 @@ fn failed_info(error: &LoadError) -> PluginInfo {
     let manifest = Manifest::from_path(&error.manifest_path).ok().map(|(m, _)| m);
     PluginInfo {
         id: error.label.clone(),
-        version: manifest.as_ref().map(|m| m.version.to_string()).unwrap_or_default(),
+        version: manifest
+            .as_ref()
+            .map(|m| m.version.to_string())
+            .unwrap_or_default(),
         kind: manifest.as_ref().map_or(PluginKind::Native, |m| m.kind),
-        hooks: manifest.as_ref().and_then(|m| m.hooks.clone()).unwrap_or_default(),
-        tasks: manifest.as_ref().and_then(|m| m.tasks.clone()).unwrap_or_default(),
+        hooks: manifest
+            .as_ref()
+            .and_then(|m| m.hooks.clone())
+            .unwrap_or_default(),
+        tasks: manifest
+            .as_ref()
+            .and_then(|m| m.tasks.clone())
+            .unwrap_or_default(),
         priority: manifest.as_ref().map_or(0, |m| m.priority),
         state: PluginState::Failed,
         manifest_path: error.manifest_path.clone(),
         sha256: None,
         unloadable: manifest.as_ref().is_none_or(|m| m.unloadable),
         description: manifest.map(|m| m.description).unwrap_or_default(),
-        diagnosis: Some(format!("{} stage: {}; fix: {}", error.stage(), error.kind, error.fix())),
+        diagnosis: Some(format!(
+            "{} stage: {}; fix: {}",
+            error.stage(),
+            error.kind(),
+            error.fix()
+        )),
     }
 }
 
@@ -496,11 +523,22 @@ fn call_error(plugin: &str, hook: &'static str, failure: HookFailure) -> CallErr
     let plugin = plugin.to_string();
     let message = failure.message;
     match failure.status {
-        HookStatus::Failed => CallError::Failed { plugin, hook, message },
-        HookStatus::Panicked => CallError::Panicked { plugin, hook, message },
+        HookStatus::Failed => CallError::Failed {
+            plugin,
+            hook,
+            message,
+        },
+        HookStatus::Panicked => CallError::Panicked {
+            plugin,
+            hook,
+            message,
+        },
         HookStatus::Cancelled => CallError::Cancelled { plugin, message },
         HookStatus::Unsupported => CallError::Unsupported { plugin, hook },
-        HookStatus::Rejected => CallError::Rejected { plugin, reason: message },
+        HookStatus::Rejected => CallError::Rejected {
+            plugin,
+            reason: message,
+        },
     }
 }
 
@@ -542,7 +580,9 @@ impl Shared {
             }
             let input: &[u8] = current.as_deref().unwrap_or(request_json);
             let outcome = self
-                .with_scope(plugin, "", options, |scope| plugin.instance.on_request(scope, input))
+                .with_scope(plugin, "", options, |scope| {
+                    plugin.instance.on_request(scope, input)
+                })
                 .map_err(|f| call_error(plugin.id(), "on_request", f))?;
             match outcome {
                 FilterOutcome::Continue => {}
@@ -578,7 +618,9 @@ impl Shared {
             }
             let input: &[u8] = current.as_deref().unwrap_or(response_json);
             let replaced = self
-                .with_scope(plugin, "", options, |scope| plugin.instance.on_response(scope, request_json, input))
+                .with_scope(plugin, "", options, |scope| {
+                    plugin.instance.on_response(scope, request_json, input)
+                })
                 .map_err(|f| call_error(plugin.id(), "on_response", f))?;
             if let Some(replaced) = replaced {
                 check_json(plugin.id(), "on_response", &replaced)?;
@@ -591,7 +633,11 @@ impl Shared {
         })
     }
 
-    fn infer(&self, request: &serde_json::Value, options: &CallOptions) -> Result<serde_json::Value, CallError> {
+    fn infer(
+        &self,
+        request: &serde_json::Value,
+        options: &CallOptions,
+    ) -> Result<serde_json::Value, CallError> {
         if options.cancel.is_cancelled() {
             return Err(ModelError::Cancelled.into());
         }
@@ -600,7 +646,9 @@ impl Shared {
         let filtered = self.filter_request(&snapshot, &request_bytes, options)?;
         let request: serde_json::Value = match &filtered {
             Cow::Borrowed(_) => request.clone(),
-            Cow::Owned(bytes) => serde_json::from_slice(bytes).map_err(|e| ModelError::BadRequest(e.to_string()))?,
+            Cow::Owned(bytes) => {
+                serde_json::from_slice(bytes).map_err(|e| ModelError::BadRequest(e.to_string()))?
+            }
         };
         let name = match request.get("model").and_then(|m| m.as_str()) {
             Some(name) if !name.is_empty() => name.to_string(),
@@ -644,7 +692,10 @@ impl Shared {
         let result = self.with_scope(&plugin, "", &options, |scope| plugin.instance.on_unload(scope));
         drop(plugin);
         tracing::info!(plugin = %id, "plugin unloaded");
-        result.map_err(|f| UnloadError::OnUnload { id, message: f.message })
+        result.map_err(|f| UnloadError::OnUnload {
+            id,
+            message: f.message,
+        })
     }
 }
 
@@ -735,10 +786,14 @@ impl HostServices for Shared {
     }
 
     fn session_set(&self, plugin: &str, session: &str, key: &str, value: &[u8]) -> Result<(), String> {
-        self.sessions.set(plugin, session, key, value).map_err(|e| e.to_string())
+        self.sessions
+            .set(plugin, session, key, value)
+            .map_err(|e| e.to_string())
     }
 
     fn session_delete(&self, plugin: &str, session: &str, key: &str) -> Result<(), String> {
-        self.sessions.delete(plugin, session, key).map_err(|e| e.to_string())
+        self.sessions
+            .delete(plugin, session, key)
+            .map_err(|e| e.to_string())
     }
 }

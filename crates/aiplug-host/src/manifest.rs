@@ -297,7 +297,10 @@ impl Manifest {
         }
         if let Some(mb) = limits.memory_mb {
             if !(1..=65_536).contains(&mb) {
-                return Err(invalid("limits.memory_mb", format!("is {mb}: must be 1 to 65536")));
+                return Err(invalid(
+                    "limits.memory_mb",
+                    format!("is {mb}: must be 1 to 65536"),
+                ));
             }
         }
         if let Some(tasks) = &self.tasks {
@@ -397,7 +400,10 @@ language_hint = "go"
     #[test]
     fn mistyped_field_is_named() {
         let err = parse(&MINIMAL.replace("kind = \"native\"", "kind = \"elf\"")).unwrap_err();
-        assert!(err.to_string().contains("kind") || err.to_string().contains("native"), "{err}");
+        assert!(
+            err.to_string().contains("kind") || err.to_string().contains("native"),
+            "{err}"
+        );
         let err = parse(&format!("{MINIMAL}priority = \"high\"\n")).unwrap_err();
         assert!(err.to_string().contains("priority"), "{err}");
         let err = parse(&MINIMAL.replace("1.0.0", "one")).unwrap_err();
@@ -409,7 +415,10 @@ language_hint = "go"
         for (extra, field) in [
             ("[limits]\nmax_concurrency = 0\n", "limits.max_concurrency"),
             ("[limits]\ntimeout_ms = 0\n", "limits.timeout_ms"),
-            ("[limits]\nrequests_per_second = -1.0\n", "limits.requests_per_second"),
+            (
+                "[limits]\nrequests_per_second = -1.0\n",
+                "limits.requests_per_second",
+            ),
             ("[limits]\nmemory_mb = 0\n", "limits.memory_mb"),
             ("sha256 = \"abc\"\n", "sha256"),
         ] {

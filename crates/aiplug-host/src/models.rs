@@ -23,7 +23,9 @@ pub enum ModelError {
     #[error("the request names no model and no default model is configured")]
     NoModel,
     /// The plugin's manifest does not grant this model.
-    #[error("plugin {plugin:?} may not call model {model:?}: add it to [capabilities] models in its plugin.toml")]
+    #[error(
+        "plugin {plugin:?} may not call model {model:?}: add it to [capabilities] models in its plugin.toml"
+    )]
     NotAllowed {
         /// The calling plugin.
         plugin: String,
@@ -60,5 +62,9 @@ pub enum ModelError {
 pub trait ChatModel: Send + Sync {
     /// Runs one chat completion. Implementations poll `cancel` and stop early
     /// when it fires.
-    fn chat(&self, request: &serde_json::Value, cancel: &CancellationToken) -> Result<serde_json::Value, ModelError>;
+    fn chat(
+        &self,
+        request: &serde_json::Value,
+        cancel: &CancellationToken,
+    ) -> Result<serde_json::Value, ModelError>;
 }

@@ -11,9 +11,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{
-    FormatError, IdentityError, InitError, IntegrityError, LoadError, LoadErrorKind, Stage,
-};
+use crate::error::{FormatError, IdentityError, InitError, IntegrityError, LoadError, LoadErrorKind, Stage};
 use crate::loader::{CallScope, HookStatus, HostServices, Instance};
 use crate::manifest::{Manifest, PluginKind};
 use crate::registry::{LoadedPlugin, Snapshot};
@@ -47,11 +45,8 @@ pub(crate) fn load(path: &Path, env: &LoadEnv<'_>, observe: Observer<'_>) -> Res
         }
     }
     let mut manifest_path = crate::manifest::manifest_path(path);
-    let fail = |label: &str, manifest_path: &Path, kind: LoadErrorKind| LoadError {
-        label: label.to_string(),
-        manifest_path: manifest_path.to_path_buf(),
-        kind,
-    };
+    let fail =
+        |label: &str, manifest_path: &Path, kind: LoadErrorKind| LoadError::new(label, manifest_path, kind);
 
     // manifest
     let manifest = match Manifest::from_path(path) {
@@ -65,13 +60,25 @@ pub(crate) fn load(path: &Path, env: &LoadEnv<'_>, observe: Observer<'_>) -> Res
     let fail = |kind: LoadErrorKind| fail(&label, &manifest_path, kind);
     observe(
         Stage::Manifest,
-        format!("{} {} ({}), entry {}", manifest.id, manifest.version, manifest.kind, manifest.entry.display()),
+        format!(
+            "{} {} ({}), entry {}",
+            manifest.id,
+            manifest.version,
+            manifest.kind,
+            manifest.entry.display()
+        ),
     );
 
     // integrity
     let entry = manifest.entry_path(&manifest_path);
     let bytes = std::fs::read(&entry).map_err(|source| {
-        fail(IntegrityError::Read { path: entry.clone(), source }.into())
+        fail(
+            IntegrityError::Read {
+                path: entry.clone(),
+                source,
+            }
+            .into(),
+        )
     })?;
     let sha256 = sha256_hex(&bytes);
     match &manifest.sha256 {
@@ -86,10 +93,7 @@ pub(crate) fn load(path: &Path, env: &LoadEnv<'_>, observe: Observer<'_>) -> Res
             ))
         }
         Some(_) => observe(Stage::Integrity, format!("sha256 {sha256} matches the pin")),
-        None => observe(
-            Stage::Integrity,
-            format!("sha256 {sha256} (not pinned)"),
-        ),
+        None => observe(Stage::Integrity, format!("sha256 {sha256} (not pinned)")),
     }
 
     // format, symbols, ABI: per tier
@@ -114,7 +118,11 @@ pub(crate) fn load(path: &Path, env: &LoadEnv<'_>, observe: Observer<'_>) -> Res
         if library_meta.tasks.is_empty() {
             format!("id {:?} is free", manifest.id)
         } else {
-            format!("id {:?} is free; tasks {}", manifest.id, library_meta.tasks.join(", "))
+            format!(
+                "id {:?} is free; tasks {}",
+                manifest.id,
+                library_meta.tasks.join(", ")
+            )
         },
     );
 
@@ -152,18 +160,28 @@ fn native_stages(
     crate::loader::format::check_shared_library(entry, bytes)?;
     observe(
         Stage::Format,
-        format!("shared library for {} on {}", std::env::consts::OS, std::env::consts::ARCH),
+        format!(
+            "shared library for {} on {}",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        ),
     );
 
     let (library, meta) = match NativeLibrary::open(entry, bytes, manifest.unloadable) {
         Ok(opened) => opened,
         Err(OpenError::Symbols(e)) => return Err(e.into()),
         Err(OpenError::Abi(e)) => {
-            observe(Stage::Symbols, "entry symbol aiplug_plugin_entry found".to_string());
+            observe(
+                Stage::Symbols,
+                "entry symbol aiplug_plugin_entry found".to_string(),
+            );
             return Err(e.into());
         }
     };
-    observe(Stage::Symbols, "entry symbol aiplug_plugin_entry found".to_string());
+    observe(
+        Stage::Symbols,
+        "entry symbol aiplug_plugin_entry found".to_string(),
+    );
 
     let instance: Arc<dyn Instance> = Arc::new(NativePlugin::new(library));
     let provided = instance.hooks();
@@ -227,7 +245,11 @@ fn identity(
         return Err(mismatch("id", manifest.id.clone(), library.id.clone()));
     }
     if library.version != manifest.version.to_string() {
-        return Err(mismatch("version", manifest.version.to_string(), library.version.clone()));
+        return Err(mismatch(
+            "version",
+            manifest.version.to_string(),
+            library.version.clone(),
+        ));
     }
     if let Some(declared) = &manifest.tasks {
         let (mut a, mut b) = (declared.clone(), library.tasks.clone());

@@ -122,7 +122,10 @@ impl Snapshot {
             snapshot.by_id.insert(plugin.id().to_string(), plugin);
         }
         let order = |a: &Arc<LoadedPlugin>, b: &Arc<LoadedPlugin>| {
-            b.manifest.priority.cmp(&a.manifest.priority).then_with(|| a.id().cmp(b.id()))
+            b.manifest
+                .priority
+                .cmp(&a.manifest.priority)
+                .then_with(|| a.id().cmp(b.id()))
         };
         snapshot.request_filters.sort_by(order);
         snapshot.response_filters.sort_by(order);

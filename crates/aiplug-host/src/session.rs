@@ -30,12 +30,14 @@ pub trait SessionStore: Send + Sync {
     fn end_session(&self, session: &str) -> Result<Vec<String>, SessionError>;
 }
 
+/// (plugin, session) -> key -> value.
+type Scopes = HashMap<(String, String), HashMap<String, Vec<u8>>>;
+
 /// The embedded default: an in-process map. State is lost when the process
 /// exits and is not shared between replicas.
 #[derive(Debug, Default)]
 pub struct InMemorySessionStore {
-    // (plugin, session) -> key -> value
-    scopes: Mutex<HashMap<(String, String), HashMap<String, Vec<u8>>>>,
+    scopes: Mutex<Scopes>,
 }
 
 impl InMemorySessionStore {
@@ -44,7 +46,7 @@ impl InMemorySessionStore {
         InMemorySessionStore::default()
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<(String, String), HashMap<String, Vec<u8>>>) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut Scopes) -> T) -> T {
         // A panic while holding the lock cannot leave a map half-updated in a
         // way that matters here, so recover from poisoning.
         let mut guard = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
@@ -80,7 +82,11 @@ impl SessionStore for InMemorySessionStore {
 
     fn end_session(&self, session: &str) -> Result<Vec<String>, SessionError> {
         Ok(self.with(|m| {
-            let mut plugins: Vec<String> = m.keys().filter(|(_, s)| s == session).map(|(p, _)| p.clone()).collect();
+            let mut plugins: Vec<String> = m
+                .keys()
+                .filter(|(_, s)| s == session)
+                .map(|(p, _)| p.clone())
+                .collect();
             m.retain(|(_, s), _| s != session);
             plugins.sort();
             plugins
@@ -103,7 +109,10 @@ mod tests {
         assert_eq!(store.get("b", "s2", "k").unwrap(), None);
         store.delete("a", "s1", "k").unwrap();
         assert_eq!(store.get("a", "s1", "k").unwrap(), None);
-        assert_eq!(store.end_session("s1").unwrap(), vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(
+            store.end_session("s1").unwrap(),
+            vec!["a".to_string(), "b".to_string()]
+        );
         assert_eq!(store.get("b", "s1", "k").unwrap(), None);
         assert_eq!(store.get("a", "s2", "k").unwrap().as_deref(), Some(&b"3"[..]));
     }

@@ -3,9 +3,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aiplug_abi::{
-    AiplugBuf, AiplugCallCtx, AiplugHostApi, AiplugStr, AIPLUG_LOG_DEBUG, AIPLUG_LOG_ERROR,
-    AIPLUG_LOG_INFO, AIPLUG_LOG_TRACE, AIPLUG_LOG_WARN, AIPLUG_STATUS_CANCELLED,
-    AIPLUG_STATUS_NOT_FOUND, AIPLUG_STATUS_OK,
+    AiplugBuf, AiplugCallCtx, AiplugHostApi, AiplugStr, AIPLUG_LOG_DEBUG, AIPLUG_LOG_ERROR, AIPLUG_LOG_INFO,
+    AIPLUG_LOG_TRACE, AIPLUG_LOG_WARN, AIPLUG_STATUS_CANCELLED, AIPLUG_STATUS_NOT_FOUND, AIPLUG_STATUS_OK,
 };
 
 use crate::Error;
@@ -142,9 +141,8 @@ impl<'a> Context<'a> {
     pub fn session_set(&self, key: &str, value: &[u8]) -> Result<(), Error> {
         let (raw, host) = self.require_host("session_set")?;
         // SAFETY: as in `infer`.
-        let status = unsafe {
-            (host.session_set)(raw, AiplugStr::from_str(key), AiplugStr::from_bytes(value))
-        };
+        let status =
+            unsafe { (host.session_set)(raw, AiplugStr::from_str(key), AiplugStr::from_bytes(value)) };
         status_to_result(status, "session_set")
     }
 

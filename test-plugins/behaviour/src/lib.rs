@@ -86,8 +86,13 @@ impl Plugin for Behaviour {
             }
         }
         if let Some(tag) = &self.tag {
-            let mut request: Value = serde_json::from_str(request_json).map_err(|e| Error::new(e.to_string()))?;
-            let model = request.get("model").and_then(Value::as_str).unwrap_or("").to_string();
+            let mut request: Value =
+                serde_json::from_str(request_json).map_err(|e| Error::new(e.to_string()))?;
+            let model = request
+                .get("model")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             request["model"] = Value::String(format!("{model}{tag}"));
             return Ok(Verdict::Rewrite(request.to_string()));
         }
@@ -120,12 +125,20 @@ impl Plugin for Behaviour {
         }
     }
 
-    fn on_response(&self, _ctx: &Context<'_>, _request: &str, response_json: &str) -> Result<Option<String>, Error> {
+    fn on_response(
+        &self,
+        _ctx: &Context<'_>,
+        _request: &str,
+        response_json: &str,
+    ) -> Result<Option<String>, Error> {
         if self.panic {
             panic!("configured to panic in on_response");
         }
-        let Some(suffix) = &self.response_suffix else { return Ok(None) };
-        let mut response: Value = serde_json::from_str(response_json).map_err(|e| Error::new(e.to_string()))?;
+        let Some(suffix) = &self.response_suffix else {
+            return Ok(None);
+        };
+        let mut response: Value =
+            serde_json::from_str(response_json).map_err(|e| Error::new(e.to_string()))?;
         if let Some(content) = response.pointer_mut("/choices/0/message/content") {
             let text = content.as_str().unwrap_or("").to_string();
             *content = Value::String(format!("{text}{suffix}"));

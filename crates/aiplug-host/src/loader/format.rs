@@ -68,7 +68,9 @@ pub(crate) fn check_shared_library(path: &Path, bytes: &[u8]) -> Result<(), Form
 fn truncated(path: &Path, len: u64, needed: u64) -> FormatError {
     FormatError::NotAnObject {
         path: path.to_path_buf(),
-        reason: format!("the file is truncated: it has {len} bytes, its headers describe data up to byte {needed}"),
+        reason: format!(
+            "the file is truncated: it has {len} bytes, its headers describe data up to byte {needed}"
+        ),
     }
 }
 
@@ -82,7 +84,11 @@ fn describe_unparsable(bytes: &[u8], reader_says: &str) -> String {
             "the file is truncated: it has {} bytes, its ELF header describes data up to byte {needed}",
             bytes.len()
         )
-    } else if bytes.iter().take(512).all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) {
+    } else if bytes
+        .iter()
+        .take(512)
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+    {
         "the file is text, not a compiled library".to_string()
     } else {
         format!("not a recognised object file ({reader_says})")

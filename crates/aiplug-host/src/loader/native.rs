@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aiplug_abi::{
-    AiplugBuf, AiplugCallCtx, AiplugEntryFn, AiplugHostApi, AiplugMetadata, AiplugPluginVtable,
-    AiplugStr, AIPLUG_ABI_MAJOR, AIPLUG_ABI_MINOR, AIPLUG_ENTRY_SYMBOL, AIPLUG_STATUS_CANCELLED,
-    AIPLUG_STATUS_ERROR, AIPLUG_STATUS_NOT_FOUND, AIPLUG_STATUS_OK, AIPLUG_STATUS_PANIC,
-    AIPLUG_STATUS_REJECT, AIPLUG_STATUS_UNSUPPORTED, AIPLUG_VTABLE_MIN_SIZE,
+    AiplugBuf, AiplugCallCtx, AiplugEntryFn, AiplugHostApi, AiplugMetadata, AiplugPluginVtable, AiplugStr,
+    AIPLUG_ABI_MAJOR, AIPLUG_ABI_MINOR, AIPLUG_ENTRY_SYMBOL, AIPLUG_STATUS_CANCELLED, AIPLUG_STATUS_ERROR,
+    AIPLUG_STATUS_NOT_FOUND, AIPLUG_STATUS_OK, AIPLUG_STATUS_PANIC, AIPLUG_STATUS_REJECT,
+    AIPLUG_STATUS_UNSUPPORTED, AIPLUG_VTABLE_MIN_SIZE,
 };
 use libloading::Library;
 use tempfile::TempPath;
@@ -160,7 +160,10 @@ impl NativeLibrary {
             }))
         });
         let failed = |status| {
-            let message = output.as_ref().map(|o| o.to_string_lossy().into_owned()).unwrap_or_default();
+            let message = output
+                .as_ref()
+                .map(|o| o.to_string_lossy().into_owned())
+                .unwrap_or_default();
             Err((status, message))
         };
         match status {
@@ -227,7 +230,11 @@ impl Instance for NativePlugin {
     }
 
     fn on_request(&self, scope: &CallScope<'_>, request_json: &[u8]) -> Result<FilterOutcome, HookFailure> {
-        let on_request = self.library.vtable.on_request.ok_or_else(|| unsupported("on_request"))?;
+        let on_request = self
+            .library
+            .vtable
+            .on_request
+            .ok_or_else(|| unsupported("on_request"))?;
         let result = self.library.call(scope, |ctx, out| {
             // SAFETY: validated entry of an open library; ctx, the request
             // view and out are valid for the call.
@@ -259,7 +266,11 @@ impl Instance for NativePlugin {
         request_json: &[u8],
         response_json: &[u8],
     ) -> Result<Option<Output>, HookFailure> {
-        let on_response = self.library.vtable.on_response.ok_or_else(|| unsupported("on_response"))?;
+        let on_response = self
+            .library
+            .vtable
+            .on_response
+            .ok_or_else(|| unsupported("on_response"))?;
         self.library
             .call(scope, |ctx, out| {
                 // SAFETY: validated entry; views and out are valid for the call.
@@ -337,7 +348,9 @@ impl Drop for NativeBuf {
 
 impl Drop for NativeLibrary {
     fn drop(&mut self) {
-        let Some(library) = self.library.take() else { return };
+        let Some(library) = self.library.take() else {
+            return;
+        };
         if self.unloadable {
             if let Err(e) = library.close() {
                 tracing::warn!(error = %e, "dlclose of a plugin library failed; it stays mapped");
@@ -404,10 +417,7 @@ fn read_vtable(raw: *const AiplugPluginVtable) -> Result<AiplugPluginVtable, Abi
 
 fn write_private_copy(artefact: &Path, bytes: &[u8]) -> std::io::Result<TempPath> {
     use std::io::Write;
-    let stem = artefact
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("plugin");
+    let stem = artefact.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin");
     let suffix = artefact
         .extension()
         .and_then(|s| s.to_str())
@@ -601,8 +611,11 @@ unsafe extern "C" fn host_session_set(ctx: *const AiplugCallCtx, key: AiplugStr,
     contained(std::ptr::null_mut(), || {
         // SAFETY: ctx, key and value come from the running call (ABI contract).
         let value = unsafe { value.as_bytes() };
-        let result = unsafe { session_args(ctx, key) }
-            .and_then(|(scope, key)| scope.services.session_set(scope.plugin_id, scope.session_id, key, value));
+        let result = unsafe { session_args(ctx, key) }.and_then(|(scope, key)| {
+            scope
+                .services
+                .session_set(scope.plugin_id, scope.session_id, key, value)
+        });
         if result.is_ok() {
             AIPLUG_STATUS_OK
         } else {
@@ -614,8 +627,11 @@ unsafe extern "C" fn host_session_set(ctx: *const AiplugCallCtx, key: AiplugStr,
 unsafe extern "C" fn host_session_delete(ctx: *const AiplugCallCtx, key: AiplugStr) -> i32 {
     contained(std::ptr::null_mut(), || {
         // SAFETY: ctx and key come from the running call (ABI contract).
-        let result = unsafe { session_args(ctx, key) }
-            .and_then(|(scope, key)| scope.services.session_delete(scope.plugin_id, scope.session_id, key));
+        let result = unsafe { session_args(ctx, key) }.and_then(|(scope, key)| {
+            scope
+                .services
+                .session_delete(scope.plugin_id, scope.session_id, key)
+        });
         if result.is_ok() {
             AIPLUG_STATUS_OK
         } else {

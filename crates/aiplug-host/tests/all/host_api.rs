@@ -21,7 +21,9 @@ fn session_values_are_scoped_and_end_with_the_session() {
     assert_eq!(&*host.invoke("host-api", b"get colour", &s1).unwrap(), b"blue");
     assert_eq!(&*host.invoke("host-api", b"get colour", &s2).unwrap(), b"<none>");
 
-    let error = host.invoke("host-api", b"get colour", &CallOptions::new()).unwrap_err();
+    let error = host
+        .invoke("host-api", b"get colour", &CallOptions::new())
+        .unwrap_err();
     assert!(error.to_string().contains("no session"), "{error}");
 
     assert_eq!(host.end_session("s1"), vec!["test-behaviour".to_string()]);
@@ -51,7 +53,9 @@ impl ChatModel for Recorder {
             .and_then(|m| m.last())
             .and_then(|m| m["content"].as_str())
             .unwrap_or("");
-        Ok(json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": last.chars().rev().collect::<String>()}}]}))
+        Ok(
+            json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": last.chars().rev().collect::<String>()}}]}),
+        )
     }
 }
 
@@ -62,10 +66,14 @@ fn plugin_infer_goes_through_other_plugins_filters_but_not_its_own() {
     let host = HostBuilder::new().model("recorder", model.clone()).build();
     // The calling plugin tags model names in its own filter: if it saw its
     // own call, the model name would become "recorder-tagged" and fail.
-    host.load(&behaviour(dir.path(), "caller", "tag = \"-tagged\"")).unwrap();
-    host.load(&fixture(dir.path(), "stamp", &[], "priority = 5\n")).unwrap();
+    host.load(&behaviour(dir.path(), "caller", "tag = \"-tagged\""))
+        .unwrap();
+    host.load(&fixture(dir.path(), "stamp", &[], "priority = 5\n"))
+        .unwrap();
 
-    let out = host.invoke("host-api", b"infer recorder hello", &CallOptions::new()).unwrap();
+    let out = host
+        .invoke("host-api", b"infer recorder hello", &CallOptions::new())
+        .unwrap();
     let response: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(response["choices"][0]["message"]["content"], "olleh");
     let seen = model.seen.lock().unwrap();
@@ -77,7 +85,9 @@ fn plugin_infer_goes_through_other_plugins_filters_but_not_its_own() {
 #[test]
 fn plugin_infer_needs_the_model_capability() {
     let dir = tempdir();
-    let host = HostBuilder::new().model("recorder", Arc::new(Recorder::default())).build();
+    let host = HostBuilder::new()
+        .model("recorder", Arc::new(Recorder::default()))
+        .build();
     let lib = aiplug_testkit::cargo_plugin("test-behaviour");
     let manifest = aiplug_testkit::manifest(
         "test-behaviour",
@@ -86,8 +96,13 @@ fn plugin_infer_needs_the_model_capability() {
     );
     let plugin = aiplug_testkit::stage(dir.path(), "nocap", &manifest, &lib, "libtest_behaviour.so");
     host.load(&plugin).unwrap();
-    let error = host.invoke("host-api", b"infer recorder hi", &CallOptions::new()).unwrap_err();
-    assert!(error.to_string().contains("may not call model \"recorder\""), "{error}");
+    let error = host
+        .invoke("host-api", b"infer recorder hi", &CallOptions::new())
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("may not call model \"recorder\""),
+        "{error}"
+    );
     assert!(error.to_string().contains("[capabilities]"), "{error}");
 }
 
@@ -96,15 +111,27 @@ fn host_infer_runs_request_filters_model_and_response_filters() {
     let dir = tempdir();
     let model = Arc::new(Recorder::default());
     let host = HostBuilder::new().model("recorder", model.clone()).build();
-    host.load(&behaviour(dir.path(), "b", "response_suffix = \" [checked]\"")).unwrap();
+    host.load(&behaviour(dir.path(), "b", "response_suffix = \" [checked]\""))
+        .unwrap();
     let response = host
-        .infer(&json!({"messages": [{"role": "user", "content": "abc"}]}), &CallOptions::new())
+        .infer(
+            &json!({"messages": [{"role": "user", "content": "abc"}]}),
+            &CallOptions::new(),
+        )
         .unwrap();
     assert_eq!(response["choices"][0]["message"]["content"], "cba [checked]");
 
-    let error = host.infer(&json!({"model": "missing", "messages": []}), &CallOptions::new()).unwrap_err();
-    assert!(matches!(error, CallError::Model(ModelError::UnknownModel { .. })), "{error}");
-    assert!(error.to_string().contains("recorder"), "lists the configured models: {error}");
+    let error = host
+        .infer(&json!({"model": "missing", "messages": []}), &CallOptions::new())
+        .unwrap_err();
+    assert!(
+        matches!(error, CallError::Model(ModelError::UnknownModel { .. })),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("recorder"),
+        "lists the configured models: {error}"
+    );
 }
 
 #[test]
@@ -117,7 +144,10 @@ fn cancellation_and_deadlines_reach_native_plugins() {
     let started = std::time::Instant::now();
     let error = host.invoke("sleep", b"20000", &options).unwrap_err();
     assert!(matches!(error, CallError::Cancelled { .. }), "{error}");
-    assert!(started.elapsed() < Duration::from_secs(10), "the plugin saw the deadline");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the plugin saw the deadline"
+    );
 
     let options = CallOptions::new();
     let cancel = options.cancel.clone();
@@ -129,5 +159,8 @@ fn cancellation_and_deadlines_reach_native_plugins() {
     canceller.join().unwrap();
     assert!(matches!(error, CallError::Cancelled { .. }), "{error}");
     // The plugin is fine afterwards.
-    assert_eq!(&*host.invoke("sleep", b"1", &CallOptions::new()).unwrap(), b"slept");
+    assert_eq!(
+        &*host.invoke("sleep", b"1", &CallOptions::new()).unwrap(),
+        b"slept"
+    );
 }

@@ -31,7 +31,13 @@ pub fn fixture(parent: &Path, id: &str, defines: &[(&str, &str)], extra: &str) -
     let mut all = vec![("FIXTURE_ID", quoted.as_str())];
     all.extend_from_slice(defines);
     let lib = kit::c_plugin("test-plugins/fixture.c", &all);
-    kit::stage(parent, id, &kit::manifest(id, "libfixture.so", extra), &lib, "libfixture.so")
+    kit::stage(
+        parent,
+        id,
+        &kit::manifest(id, "libfixture.so", extra),
+        &lib,
+        "libfixture.so",
+    )
 }
 
 /// A host with a short init timeout so hanging plugins fail fast.

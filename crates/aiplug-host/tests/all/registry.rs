@@ -9,7 +9,8 @@ fn filters_run_highest_priority_first_ties_by_id() {
     let dir = tempdir();
     let host = host();
     for (id, priority) in [("c-low", 10), ("a-low", 10), ("b-high", 20), ("z-top", 99)] {
-        host.load(&fixture(dir.path(), id, &[], &format!("priority = {priority}\n"))).unwrap();
+        host.load(&fixture(dir.path(), id, &[], &format!("priority = {priority}\n")))
+            .unwrap();
     }
     let out = host.filter_request(br#"{"m":1}"#, &CallOptions::new()).unwrap();
     assert_eq!(
@@ -22,19 +23,27 @@ fn filters_run_highest_priority_first_ties_by_id() {
 fn unchanged_requests_are_not_copied() {
     let dir = tempdir();
     let host = host();
-    host.load(&behaviour(dir.path(), "b", "mode = \"normal\"")).unwrap();
+    host.load(&behaviour(dir.path(), "b", "mode = \"normal\""))
+        .unwrap();
     let request = br#"{"messages":[{"role":"user","content":"hi"}]}"#;
     let out = host.filter_request(request, &CallOptions::new()).unwrap();
-    assert!(matches!(out, std::borrow::Cow::Borrowed(_)), "no filter changed it: borrowed");
+    assert!(
+        matches!(out, std::borrow::Cow::Borrowed(_)),
+        "no filter changed it: borrowed"
+    );
 }
 
 #[test]
 fn a_rejection_stops_the_pipeline_and_names_the_plugin() {
     let dir = tempdir();
     let host = host();
-    host.load(&behaviour(dir.path(), "guard", "reject_word = \"rm -rf\"")).unwrap();
+    host.load(&behaviour(dir.path(), "guard", "reject_word = \"rm -rf\""))
+        .unwrap();
     let error = host
-        .filter_request(br#"{"messages":[{"role":"user","content":"please rm -rf /"}]}"#, &CallOptions::new())
+        .filter_request(
+            br#"{"messages":[{"role":"user","content":"please rm -rf /"}]}"#,
+            &CallOptions::new(),
+        )
         .unwrap_err();
     assert_eq!(
         error,
@@ -43,7 +52,9 @@ fn a_rejection_stops_the_pipeline_and_names_the_plugin() {
             reason: "the request contains \"rm -rf\"".into()
         }
     );
-    assert!(host.filter_request(br#"{"messages":[]}"#, &CallOptions::new()).is_ok());
+    assert!(host
+        .filter_request(br#"{"messages":[]}"#, &CallOptions::new())
+        .is_ok());
 }
 
 #[test]
@@ -52,8 +63,14 @@ fn invoke_routes_by_id_or_task_and_tells_the_plugin_which_task() {
     let host = host();
     host.load(&behaviour(dir.path(), "b", "")).unwrap();
     let options = CallOptions::new();
-    assert_eq!(&*host.invoke("word-count", b"three small words", &options).unwrap(), b"3");
-    assert_eq!(&*host.invoke("echo", b"three small words", &options).unwrap(), b"three small words");
+    assert_eq!(
+        &*host.invoke("word-count", b"three small words", &options).unwrap(),
+        b"3"
+    );
+    assert_eq!(
+        &*host.invoke("echo", b"three small words", &options).unwrap(),
+        b"three small words"
+    );
     // By id: no task named, the plugin falls back to echo.
     assert_eq!(&*host.invoke("test-behaviour", b"hi", &options).unwrap(), b"hi");
     let error = host.invoke("nope", b"", &options).unwrap_err();
@@ -65,20 +82,37 @@ fn invoke_routes_by_id_or_task_and_tells_the_plugin_which_task() {
 fn a_task_served_twice_is_refused() {
     let dir = tempdir();
     let host = host();
-    host.load(&fixture(dir.path(), "first", &[("FIXTURE_TASK", "\"review\"")], "")).unwrap();
-    let error = host.load(&fixture(dir.path(), "second", &[("FIXTURE_TASK", "\"review\"")], "")).unwrap_err();
+    host.load(&fixture(
+        dir.path(),
+        "first",
+        &[("FIXTURE_TASK", "\"review\"")],
+        "",
+    ))
+    .unwrap();
+    let error = host
+        .load(&fixture(
+            dir.path(),
+            "second",
+            &[("FIXTURE_TASK", "\"review\"")],
+            "",
+        ))
+        .unwrap_err();
     assert!(
-        matches!(&error.kind, LoadErrorKind::Identity(IdentityError::DuplicateTask { task, owner }) if task == "review" && owner == "first"),
+        matches!(error.kind(), LoadErrorKind::Identity(IdentityError::DuplicateTask { task, owner }) if task == "review" && owner == "first"),
         "{error}"
     );
-    assert_eq!(&*host.invoke("review", b"x", &CallOptions::new()).unwrap(), b"first:x");
+    assert_eq!(
+        &*host.invoke("review", b"x", &CallOptions::new()).unwrap(),
+        b"first:x"
+    );
 }
 
 #[test]
 fn unload_stops_calls_closes_the_library_and_removes_the_copy() {
     let dir = tempdir();
     let host = host();
-    host.load(&fixture(dir.path(), "gone", &[("FIXTURE_TASK", "\"bye\"")], "")).unwrap();
+    host.load(&fixture(dir.path(), "gone", &[("FIXTURE_TASK", "\"bye\"")], ""))
+        .unwrap();
     let maps = || std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     let mapped: Vec<String> = maps()
         .lines()
@@ -92,10 +126,16 @@ fn unload_stops_calls_closes_the_library_and_removes_the_copy() {
     );
 
     host.unload("gone").unwrap();
-    assert!(matches!(host.invoke("bye", b"", &CallOptions::new()), Err(CallError::NotFound { .. })));
+    assert!(matches!(
+        host.invoke("bye", b"", &CallOptions::new()),
+        Err(CallError::NotFound { .. })
+    ));
     let now = maps();
     for path in &mapped {
-        assert!(!now.contains(path.as_str()), "{path} is still mapped after unload");
+        assert!(
+            !now.contains(path.as_str()),
+            "{path} is still mapped after unload"
+        );
         assert!(!std::path::Path::new(path).exists(), "{path} was not removed");
     }
     assert!(host.plugins().is_empty());
@@ -112,7 +152,10 @@ fn load_dir_loads_each_plugin_and_lists_failures() {
     assert_eq!(results.len(), 2);
     let listed = host.plugins();
     let states: Vec<_> = listed.iter().map(|p| (p.id.as_str(), p.state)).collect();
-    assert_eq!(states, vec![("one", PluginState::Active), ("two", PluginState::Failed)]);
+    assert_eq!(
+        states,
+        vec![("one", PluginState::Active), ("two", PluginState::Failed)]
+    );
     let diagnosis = listed[1].diagnosis.as_deref().unwrap();
     assert!(diagnosis.starts_with("abi stage"), "{diagnosis}");
 }

@@ -14,14 +14,20 @@ use crate::Global;
 pub fn run(global: &Global, path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     let host = HostBuilder::new().build();
     let report = host.doctor(path, &other_ids(global, path));
-    let code = if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) };
+    let code = if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
 
     if as_json {
         let rows: Vec<_> = report
             .rows
             .iter()
             .map(|row| match &row.outcome {
-                StageOutcome::Passed(detail) => json!({"stage": row.stage.name(), "result": "ok", "detail": detail}),
+                StageOutcome::Passed(detail) => {
+                    json!({"stage": row.stage.name(), "result": "ok", "detail": detail})
+                }
                 StageOutcome::Failed { cause, fix } => {
                     json!({"stage": row.stage.name(), "result": "failed", "cause": cause, "fix": fix})
                 }
@@ -34,7 +40,11 @@ pub fn run(global: &Global, path: &Path, as_json: bool) -> anyhow::Result<ExitCo
     }
 
     println!("aiplug doctor: {}", report.manifest_path.display());
-    let mut rows = vec![vec!["STAGE".to_string(), "RESULT".to_string(), "DETAIL".to_string()]];
+    let mut rows = vec![vec![
+        "STAGE".to_string(),
+        "RESULT".to_string(),
+        "DETAIL".to_string(),
+    ]];
     for row in &report.rows {
         let stage = row.stage.name().to_string();
         match &row.outcome {
@@ -43,14 +53,23 @@ pub fn run(global: &Global, path: &Path, as_json: bool) -> anyhow::Result<ExitCo
                 rows.push(vec![stage, "FAILED".into(), cause.replace('\n', " ")]);
                 rows.push(vec![String::new(), String::new(), format!("fix: {fix}")]);
             }
-            StageOutcome::Skipped => rows.push(vec![stage, "skipped".into(), "(an earlier stage failed)".into()]),
+            StageOutcome::Skipped => {
+                rows.push(vec![stage, "skipped".into(), "(an earlier stage failed)".into()])
+            }
         }
     }
     print!("{}", table(&rows));
     if let Some(sha) = &report.sha256 {
         println!("\nsha256 to pin in plugin.toml: sha256 = \"{sha}\"");
     }
-    println!("{}", if report.ok() { "\nall stages passed" } else { "\nthe plugin cannot be loaded" });
+    println!(
+        "{}",
+        if report.ok() {
+            "\nall stages passed"
+        } else {
+            "\nthe plugin cannot be loaded"
+        }
+    );
     Ok(code)
 }
 
@@ -62,7 +81,9 @@ fn other_ids(global: &Global, target: &Path) -> HashMap<String, PathBuf> {
     let dirs = super::plugin_dirs(global).unwrap_or_default();
     let mut ids = HashMap::new();
     for dir in dirs.iter().flat_map(|d| plugin_dirs(d)) {
-        let Ok((manifest, path)) = Manifest::from_path(&dir) else { continue };
+        let Ok((manifest, path)) = Manifest::from_path(&dir) else {
+            continue;
+        };
         if path.canonicalize().unwrap_or_else(|_| path.clone()) != target {
             ids.insert(manifest.id, path);
         }

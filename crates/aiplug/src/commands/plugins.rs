@@ -56,7 +56,11 @@ pub fn inspect(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     let info = match host.load(path) {
         Ok(info) => info,
         Err(error) => {
-            eprintln!("{error}\n  fix: {}\n  (`aiplug doctor {}` shows every stage)", error.fix(), path.display());
+            eprintln!(
+                "{error}\n  fix: {}\n  (`aiplug doctor {}` shows every stage)",
+                error.fix(),
+                path.display()
+            );
             return Ok(ExitCode::from(1));
         }
     };
@@ -84,8 +88,21 @@ pub fn inspect(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
         other => other.to_string(),
     };
     for key in [
-        "id", "version", "kind", "state", "description", "manifest", "entry", "sha256", "hooks", "tasks",
-        "priority", "unloadable", "limits", "capabilities", "config",
+        "id",
+        "version",
+        "kind",
+        "state",
+        "description",
+        "manifest",
+        "entry",
+        "sha256",
+        "hooks",
+        "tasks",
+        "priority",
+        "unloadable",
+        "limits",
+        "capabilities",
+        "config",
     ] {
         rows.push(vec![format!("{key}:"), field(&value[key])]);
     }

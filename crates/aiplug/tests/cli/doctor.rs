@@ -5,7 +5,15 @@ use serde_json::Value;
 
 use crate::{aiplug, behaviour, example, tempdir};
 
-const STAGES: [&str; 7] = ["manifest", "integrity", "format", "symbols", "abi", "identity", "init"];
+const STAGES: [&str; 7] = [
+    "manifest",
+    "integrity",
+    "format",
+    "symbols",
+    "abi",
+    "identity",
+    "init",
+];
 
 #[test]
 fn healthy_plugin_passes_every_stage_and_gets_a_pin() {
@@ -14,10 +22,18 @@ fn healthy_plugin_passes_every_stage_and_gets_a_pin() {
     let run = aiplug(dir.path(), &["doctor", plugin.to_str().unwrap()], b"");
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     for stage in STAGES {
-        let line = run.stdout.lines().find(|l| l.starts_with(stage)).unwrap_or_else(|| panic!("no {stage} row:\n{}", run.stdout));
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(stage))
+            .unwrap_or_else(|| panic!("no {stage} row:\n{}", run.stdout));
         assert!(line.split_whitespace().nth(1) == Some("ok"), "{line}");
     }
-    assert!(run.stdout.contains("sha256 to pin in plugin.toml: sha256 = \""), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("sha256 to pin in plugin.toml: sha256 = \""),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("all stages passed"));
 }
 
@@ -25,10 +41,17 @@ fn healthy_plugin_passes_every_stage_and_gets_a_pin() {
 fn failing_stage_is_named_with_cause_and_fix_and_later_stages_skipped() {
     let dir = tempdir();
     let plugin = behaviour(dir.path(), "b", "mode = \"fail-load\"");
-    let run = aiplug(dir.path(), &["doctor", plugin.join("plugin.toml").to_str().unwrap()], b"");
+    let run = aiplug(
+        dir.path(),
+        &["doctor", plugin.join("plugin.toml").to_str().unwrap()],
+        b"",
+    );
     assert_eq!(run.code, 1);
     let init = run.stdout.lines().find(|l| l.starts_with("init")).unwrap();
-    assert!(init.contains("FAILED") && init.contains("configured to fail"), "{init}");
+    assert!(
+        init.contains("FAILED") && init.contains("configured to fail"),
+        "{init}"
+    );
     assert!(run.stdout.contains("fix: "), "{}", run.stdout);
 
     let bad = dir.path().join("bad");
@@ -51,7 +74,11 @@ fn failing_stage_is_named_with_cause_and_fix_and_later_stages_skipped() {
 fn sha256_mismatch_and_json_output() {
     let dir = tempdir();
     let lib = kit::cargo_plugin("test-behaviour");
-    let manifest = kit::manifest("test-behaviour", "libtest_behaviour.so", &format!("sha256 = \"{}\"\n", "ab".repeat(32)));
+    let manifest = kit::manifest(
+        "test-behaviour",
+        "libtest_behaviour.so",
+        &format!("sha256 = \"{}\"\n", "ab".repeat(32)),
+    );
     let plugin = kit::stage(dir.path(), "pinned", &manifest, &lib, "libtest_behaviour.so");
     let run = aiplug(dir.path(), &["doctor", "--json", plugin.to_str().unwrap()], b"");
     assert_eq!(run.code, 1);
@@ -76,6 +103,10 @@ fn duplicate_id_in_the_plugin_directories_is_reported() {
     let identity = run.stdout.lines().find(|l| l.starts_with("identity")).unwrap();
     assert!(identity.contains("already registered"), "{identity}");
     // Doctoring the plugin that is in the directory itself is fine.
-    let run = aiplug(dir.path(), &["doctor", plugins.join("one").to_str().unwrap()], b"");
+    let run = aiplug(
+        dir.path(),
+        &["doctor", plugins.join("one").to_str().unwrap()],
+        b"",
+    );
     assert_eq!(run.code, 0, "{}", run.stdout);
 }

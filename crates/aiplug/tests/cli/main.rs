@@ -29,8 +29,17 @@ pub fn aiplug(cwd: &Path, args: &[&str], stdin: &[u8]) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .expect("aiplug starts");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
-    let Output { status, stdout, stderr } = child.wait_with_output().expect("aiplug runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().expect("aiplug runs");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -40,7 +49,8 @@ pub fn aiplug(cwd: &Path, args: &[&str], stdin: &[u8]) -> Run {
 
 /// Stages `plugins/<name>` with its real manifest and `artefact` under `parent`.
 pub fn example(parent: &Path, name: &str, artefact: &Path) -> PathBuf {
-    let manifest = std::fs::read_to_string(kit::repo_root().join("plugins").join(name).join("plugin.toml")).unwrap();
+    let manifest =
+        std::fs::read_to_string(kit::repo_root().join("plugins").join(name).join("plugin.toml")).unwrap();
     let entry = manifest
         .lines()
         .find_map(|l| l.strip_prefix("entry = \""))
@@ -53,7 +63,11 @@ pub fn example(parent: &Path, name: &str, artefact: &Path) -> PathBuf {
 pub fn examples(parent: &Path) -> PathBuf {
     let dir = parent.join("plugins");
     example(&dir, "prompt-decorator", &kit::cargo_plugin("prompt-decorator"));
-    example(&dir, "secret-redactor", &kit::c_plugin("plugins/secret-redactor/secret_redactor.c", &[]));
+    example(
+        &dir,
+        "secret-redactor",
+        &kit::c_plugin("plugins/secret-redactor/secret_redactor.c", &[]),
+    );
     example(&dir, "go-format", &kit::go_plugin());
     dir
 }
@@ -61,7 +75,11 @@ pub fn examples(parent: &Path) -> PathBuf {
 /// The test plugin with `config` lines, under `parent/<dir>`.
 pub fn behaviour(parent: &Path, dir: &str, config: &str) -> PathBuf {
     let lib = kit::cargo_plugin("test-behaviour");
-    let manifest = kit::manifest("test-behaviour", "libtest_behaviour.so", &format!("[config]\n{config}\n"));
+    let manifest = kit::manifest(
+        "test-behaviour",
+        "libtest_behaviour.so",
+        &format!("[config]\n{config}\n"),
+    );
     kit::stage(parent, dir, &manifest, &lib, "libtest_behaviour.so")
 }
 
@@ -85,5 +103,9 @@ fn usage_errors_exit_2() {
     let dir = tempdir();
     let run = aiplug(dir.path(), &["run"], b"");
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("TARGET") || run.stderr.contains("<TARGET>"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("TARGET") || run.stderr.contains("<TARGET>"),
+        "{}",
+        run.stderr
+    );
 }

@@ -22,17 +22,37 @@ fn run_by_task_from_a_file_stdin_or_text() {
 fn run_reports_plugin_errors_and_unknown_targets() {
     let dir = tempdir();
     examples(dir.path());
-    let run = aiplug(dir.path(), &["run", "go-format", "--text", "package main\nfunc {"], b"");
+    let run = aiplug(
+        dir.path(),
+        &["run", "go-format", "--text", "package main\nfunc {"],
+        b"",
+    );
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("plugin \"go-format\" failed in `invoke`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("plugin \"go-format\" failed in `invoke`"),
+        "{}",
+        run.stderr
+    );
 
     let run = aiplug(dir.path(), &["run", "no-such-task", "--text", "x"], b"");
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("no loaded plugin is named \"no-such-task\""), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no loaded plugin is named \"no-such-task\""),
+        "{}",
+        run.stderr
+    );
 
-    let run = aiplug(dir.path(), &["--plugins", "nowhere", "run", "x", "--text", "x"], b"");
+    let run = aiplug(
+        dir.path(),
+        &["--plugins", "nowhere", "run", "x", "--text", "x"],
+        b"",
+    );
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("nowhere") && run.stderr.contains("does not exist"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("nowhere") && run.stderr.contains("does not exist"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -43,7 +63,11 @@ fn refused_plugins_are_warned_about_and_the_rest_still_run() {
     let run = aiplug(dir.path(), &["run", "go-format", "--text", MESSY], b"");
     assert_eq!(run.code, 0);
     assert_eq!(run.stdout, TIDY);
-    assert!(run.stderr.contains("warning: plugin test-behaviour") && run.stderr.contains("fix: "), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("warning: plugin test-behaviour") && run.stderr.contains("fix: "),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -66,23 +90,44 @@ fn filter_runs_redactor_then_decorator() {
 #[test]
 fn filter_rejection_names_the_plugin_and_exits_1() {
     let dir = tempdir();
-    behaviour(&dir.path().join("plugins"), "guard", "reject_word = \"DROP TABLE\"");
+    behaviour(
+        &dir.path().join("plugins"),
+        "guard",
+        "reject_word = \"DROP TABLE\"",
+    );
     let run = aiplug(
         dir.path(),
         &["filter"],
         br#"{"messages":[{"role":"user","content":"DROP TABLE users"}]}"#,
     );
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("plugin \"test-behaviour\" rejected the request"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("plugin \"test-behaviour\" rejected the request"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn run_with_a_session_and_a_timeout() {
     let dir = tempdir();
     behaviour(&dir.path().join("plugins"), "b", "");
-    let run = aiplug(dir.path(), &["run", "host-api", "--session", "s", "--text", "set a b"], b"");
+    let run = aiplug(
+        dir.path(),
+        &["run", "host-api", "--session", "s", "--text", "set a b"],
+        b"",
+    );
     assert_eq!(run.stdout, "ok", "{}", run.stderr);
-    let run = aiplug(dir.path(), &["run", "sleep", "--timeout-ms", "50", "--text", "10000"], b"");
+    let run = aiplug(
+        dir.path(),
+        &["run", "sleep", "--timeout-ms", "50", "--text", "10000"],
+        b"",
+    );
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("cancelled or hit its deadline"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cancelled or hit its deadline"),
+        "{}",
+        run.stderr
+    );
 }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds the example plugins under plugins/ the way their authors would and
+# stages each as a ready-to-load plugin directory (plugin.toml next to the
+# artefact, with the artefact's sha256 pinned) under OUT (default
+# target/plugins), which the repository's aiplug.toml points the host at.
+#
+#   prompt-decorator  Rust, through aiplug-sdk (cargo, release)
+#   secret-redactor   C, against include/aiplug.h (cc)
+#   go-format         Go, -buildmode=c-shared (Go from scripts/install-go.sh)
+#
+# Usage: scripts/build-plugins.sh [OUT]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$root/target/plugins}
+cd "$root"
+log() { printf 'build-plugins: %s\n' "$*" >&2; }
+
+# stage ID ARTEFACT: copies plugins/ID/plugin.toml and ARTEFACT into OUT/ID
+# and pins the artefact's sha256 in the staged manifest.
+stage() {
+    local id=$1 artefact=$2 dir=$out/$1 entry sha
+    entry=$(sed -n 's/^entry = "\(.*\)"$/\1/p' "plugins/$id/plugin.toml")
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$artefact" "$dir/$entry"
+    sha=$(sha256sum "$dir/$entry" | cut -d' ' -f1)
+    # The pin goes right after `entry`, before any [table].
+    sed "s/^entry = .*/&\nsha256 = \"$sha\"/" "plugins/$id/plugin.toml" > "$dir/plugin.toml"
+    log "staged $id ($entry, sha256 $sha)"
+}
+
+log "building prompt-decorator (Rust)"
+cargo build --quiet --release -p prompt-decorator
+stage prompt-decorator target/release/libprompt_decorator.so
+
+log "building secret-redactor (C)"
+mkdir -p target/c-plugins
+${CC:-cc} -std=c11 -shared -fPIC -O2 -Wall -Wextra -Werror -I include \
+    -o target/c-plugins/libsecret_redactor.so plugins/secret-redactor/secret_redactor.c
+stage secret-redactor target/c-plugins/libsecret_redactor.so
+
+log "building go-format (Go)"
+gobin=$(scripts/install-go.sh | tail -n 1)
+mkdir -p target/go-plugins
+(
+    cd plugins/go-format
+    GOROOT=$(dirname "$gobin") GOTOOLCHAIN=local GOPROXY=off GOFLAGS= CGO_ENABLED=1 \
+        "$gobin/go" build -buildmode=c-shared -o "$root/target/go-plugins/libgo_format.so" .
+)
+stage go-format target/go-plugins/libgo_format.so
+
+log "done: plugins are in $out"
