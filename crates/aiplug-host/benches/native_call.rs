@@ -6,7 +6,8 @@
 //! process, for 64 B, 4 KiB and 256 KiB of text. The input crosses the ABI as
 //! a borrowed `(ptr, len)` view, so the host's cost per call must not grow
 //! with the input: the goal is at most 1.5x the direct call at 4 KiB and the
-//! same slope (the host overhead at 256 KiB no larger than at 64 B).
+//! same slope (from 64 B to 256 KiB the host's time per extra KiB at most 2 %
+//! above the direct call's, which is about what one copy of the input costs).
 //!
 //! Three benchmarks per size, in group `native_call`:
 //! - `host_invoke`: one `CallOptions` reused for every call;
@@ -34,7 +35,9 @@ const SIZES: [(usize, &str); 3] = [(64, "64B"), (4 << 10, "4KiB"), (256 << 10, "
 
 /// The goal of the issue: host time at most this multiple of the direct call at 4 KiB.
 const MAX_RATIO_4K: f64 = 1.5;
-/// "Same slope": the host's per-byte cost within this fraction of the direct one.
+/// "Same slope": the host's per-byte cost at most this fraction above the
+/// direct one. One extra copy of the input costs about this much: memcpy runs
+/// some 40x faster per byte than `word_count`.
 const SLOPE_TOLERANCE: f64 = 0.02;
 
 /// The shape of an in-process service: what the native path is measured against.
@@ -54,7 +57,8 @@ impl Service for WordCount {
 /// `len` bytes of prose: words of varying length, spaces, a newline now and then.
 fn text(len: usize) -> Vec<u8> {
     const WORDS: [&str; 12] = [
-        "the", "plugin", "host", "borrows", "input", "bytes", "without", "copying", "them", "across", "a", "boundary",
+        "the", "plugin", "host", "borrows", "input", "bytes", "without", "copying", "them", "across", "a",
+        "boundary",
     ];
     let mut out = Vec::with_capacity(len + 16);
     let mut i = 0usize;
@@ -110,7 +114,9 @@ fn bench(c: &mut Criterion, host: &Host) {
     for (len, label) in SIZES {
         let input = text(len);
         let expected = service.infer(&input);
-        let got = host.invoke("word-count", &input, &reused).expect("word-count call");
+        let got = host
+            .invoke("word-count", &input, &reused)
+            .expect("word-count call");
         assert_eq!(&*got, &expected[..], "host and direct call disagree at {label}");
 
         group.throughput(Throughput::Bytes(len as u64));
@@ -159,92 +165,140 @@ fn median(dir: &Path, bench: &str, size: &str, since: SystemTime) -> Option<Medi
     })
 }
 
-/// Prints the table and the verdict; returns nothing to print when no
-/// benchmark ran (`--test`, `--list`, or a filter that matched none).
-fn summary(dir: &Path, since: SystemTime) {
-    let rows: Vec<Row> = SIZES
-        .iter()
-        .map(|&(len, label)| {
-            (
-                len,
-                label,
-                median(dir, HOST, label, since),
-                median(dir, HOST_FRESH, label, since),
-                median(dir, DIRECT, label, since),
-            )
-        })
-        .collect();
-    if rows.iter().all(|r| r.2.is_none() && r.3.is_none() && r.4.is_none()) {
-        println!("native_call: no fresh measurements to summarise (test or list mode, or filtered out)");
-        return;
-    }
-    let show = |m: Option<Median>| m.map_or_else(|| "-".to_string(), |m| format!("{:.1}", m.ns));
-    let ratio = |h: Option<Median>, d: Option<Median>| h.zip(d).map(|(h, d)| h.ns / d.ns);
-    let overhead = |h: Option<Median>, d: Option<Median>| h.zip(d).map(|(h, d)| h.ns - d.ns);
-    let show_f = |v: Option<f64>, suffix: &str| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}{suffix}"));
+/// One input size's medians.
+#[derive(Clone, Copy)]
+struct Row {
+    len: usize,
+    label: &'static str,
+    host: Option<Median>,
+    fresh: Option<Median>,
+    direct: Option<Median>,
+}
 
-    println!();
-    println!("native_call summary (medians of criterion's estimates; dir {})", dir.display());
-    println!();
-    println!(
-        "| size | host ns/call (median) | direct ns/call (median) | ratio | host overhead ns (host - direct) | \
-         host, fresh CallOptions ns/call | ratio | overhead ns |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    for &(_, label, host, fresh, direct) in &rows {
-        println!(
-            "| {label} | {} | {} | {} | {} | {} | {} | {} |",
-            show(host),
-            show(direct),
-            show_f(ratio(host, direct), "x"),
-            show_f(overhead(host, direct), ""),
-            show(fresh),
-            show_f(ratio(fresh, direct), "x"),
-            show_f(overhead(fresh, direct), ""),
-        );
-    }
-    println!();
-
-    // Goal 1: at most 1.5x the direct call at 4 KiB (for both host variants).
-    let at = |label: &str| rows.iter().find(|r| r.1 == label).copied();
-    if let Some((_, _, host, fresh, direct)) = at("4KiB") {
-        for (name, h) in [("reused CallOptions", host), ("fresh CallOptions", fresh)] {
-            if let Some(r) = ratio(h, direct) {
-                let verdict = if r <= MAX_RATIO_4K { "MET" } else { "NOT MET" };
-                println!("goal 1 (ratio <= {MAX_RATIO_4K}x at 4 KiB), {name}: {r:.2}x -> {verdict}");
-            }
-        }
-    }
-
-    // Goal 2: the same slope, i.e. the overhead does not grow with the input.
-    // Compares the per-KiB cost of host and direct from 64 B to 256 KiB and
-    // the overhead at both ends, against the measurement noise at 256 KiB.
-    if let (Some(small), Some(large)) = (at("64B"), at("256KiB")) {
-        let kib = (large.0 - small.0) as f64 / 1024.0;
-        for (name, fresh) in [("reused CallOptions", false), ("fresh CallOptions", true)] {
-            let pick = |r: &Row| if fresh { r.3 } else { r.2 };
-            let (Some(hs), Some(hl), Some(ds), Some(dl)) = (pick(&small), pick(&large), small.4, large.4) else {
-                continue;
-            };
-            let host_slope = (hl.ns - hs.ns) / kib;
-            let direct_slope = (dl.ns - ds.ns) / kib;
-            let growth = (hl.ns - dl.ns) - (hs.ns - ds.ns);
-            let noise = hl.half_width() + dl.half_width() + hs.half_width() + ds.half_width();
-            let same = (host_slope / direct_slope - 1.0).abs() <= SLOPE_TOLERANCE || growth.abs() <= noise;
-            let verdict = if same { "MET" } else { "NOT MET" };
-            println!(
-                "goal 2 (same slope), {name}: host {host_slope:.1} ns/KiB vs direct {direct_slope:.1} ns/KiB \
-                 ({:+.2}%); overhead {:.1} ns at 64 B, {:.1} ns at 256 KiB (change {growth:+.1} ns, \
-                 95% CI noise +/-{noise:.1} ns) -> {verdict}",
-                (host_slope / direct_slope - 1.0) * 100.0,
-                hs.ns - ds.ns,
-                hl.ns - dl.ns,
-            );
+impl Row {
+    /// The host median for one `CallOptions` variant.
+    fn host(&self, fresh_options: bool) -> Option<Median> {
+        if fresh_options {
+            self.fresh
+        } else {
+            self.host
         }
     }
 }
 
-type Row = (usize, &'static str, Option<Median>, Option<Median>, Option<Median>);
+fn show(v: Option<f64>, digits: usize, suffix: &str) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}{suffix}"))
+}
+
+/// Prints the table and the verdicts (nothing to print when no benchmark
+/// ran: `--test`, `--list`, or a filter that matched none).
+fn summary(dir: &Path, since: SystemTime) {
+    let rows: Vec<Row> = SIZES
+        .iter()
+        .map(|&(len, label)| Row {
+            len,
+            label,
+            host: median(dir, HOST, label, since),
+            fresh: median(dir, HOST_FRESH, label, since),
+            direct: median(dir, DIRECT, label, since),
+        })
+        .collect();
+    if rows
+        .iter()
+        .all(|r| r.host.is_none() && r.fresh.is_none() && r.direct.is_none())
+    {
+        println!("native_call: no fresh measurements to summarise (test or list mode, or filtered out)");
+        return;
+    }
+    let ns = |m: Option<Median>| m.map(|m| m.ns);
+    let ratio = |h: Option<Median>, d: Option<Median>| h.zip(d).map(|(h, d)| h.ns / d.ns);
+    let overhead = |h: Option<Median>, d: Option<Median>| h.zip(d).map(|(h, d)| h.ns - d.ns);
+
+    println!();
+    println!("native_call summary: medians from {}/{GROUP}", dir.display());
+    println!();
+    println!("| size | host ns/call (median) | direct ns/call (median) | ratio | host overhead ns (host - direct) |");
+    println!("|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            r.label,
+            show(ns(r.host), 1, ""),
+            show(ns(r.direct), 1, ""),
+            show(ratio(r.host, r.direct), 2, "x"),
+            show(overhead(r.host, r.direct), 1, ""),
+        );
+    }
+    println!();
+    println!("With a fresh `CallOptions::new()` per call:");
+    println!();
+    println!("| size | host ns/call (median) | direct ns/call (median) | ratio | host overhead ns (host - direct) |");
+    println!("|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            r.label,
+            show(ns(r.fresh), 1, ""),
+            show(ns(r.direct), 1, ""),
+            show(ratio(r.fresh, r.direct), 2, "x"),
+            show(overhead(r.fresh, r.direct), 1, ""),
+        );
+    }
+    println!();
+
+    let variants = [("reused CallOptions", false), ("fresh CallOptions", true)];
+    let at = |label: &str| rows.iter().find(|r| r.label == label).copied();
+
+    // Goal 1: at most 1.5x the direct call at 4 KiB.
+    if let Some(r) = at("4KiB") {
+        for (name, fresh) in variants {
+            if let Some(x) = ratio(r.host(fresh), r.direct) {
+                let verdict = if x <= MAX_RATIO_4K { "MET" } else { "NOT MET" };
+                println!("goal 1, ratio <= {MAX_RATIO_4K}x at 4 KiB ({name}): {x:.2}x -> {verdict}");
+            }
+        }
+    }
+
+    // Goal 2: the same slope, i.e. the per-call overhead does not grow with
+    // the input. One-sided: a host that copied the input would be slower per
+    // byte; a lower host slope is noise (or the two builds of `word_count`).
+    if let (Some(small), Some(large)) = (at("64B"), at("256KiB")) {
+        let kib = (large.len - small.len) as f64 / 1024.0;
+        for (name, fresh) in variants {
+            let (Some(hs), Some(hl), Some(ds), Some(dl)) =
+                (small.host(fresh), large.host(fresh), small.direct, large.direct)
+            else {
+                continue;
+            };
+            let host_slope = (hl.ns - hs.ns) / kib;
+            let direct_slope = (dl.ns - ds.ns) / kib;
+            let excess = host_slope / direct_slope - 1.0;
+            let growth = (hl.ns - dl.ns) - (hs.ns - ds.ns);
+            let noise = hl.half_width() + dl.half_width() + hs.half_width() + ds.half_width();
+            let budget = SLOPE_TOLERANCE * (dl.ns - ds.ns);
+            let verdict = if excess <= SLOPE_TOLERANCE {
+                "MET"
+            } else {
+                "NOT MET"
+            };
+            println!(
+                "goal 2, same slope ({name}): host {host_slope:.1} ns/KiB vs direct {direct_slope:.1} ns/KiB \
+                 ({:+.2}%, allowed +{:.0}%); overhead {:.1} ns at 64 B, {:.1} ns at 256 KiB \
+                 (change {growth:+.1} ns) -> {verdict}",
+                excess * 100.0,
+                SLOPE_TOLERANCE * 100.0,
+                hs.ns - ds.ns,
+                hl.ns - dl.ns,
+            );
+            if noise > budget {
+                println!(
+                    "  note: the medians' 95% confidence intervals add up to +/-{noise:.0} ns, more than the \
+                     {budget:.0} ns the tolerance allows; the slope verdict is within noise (rerun on an idle machine)"
+                );
+            }
+        }
+    }
+}
 
 fn main() {
     let started = SystemTime::now();

@@ -100,6 +100,9 @@ pub struct PluginInfo {
 pub(crate) struct Snapshot {
     pub(crate) by_id: HashMap<String, Arc<LoadedPlugin>>,
     pub(crate) by_task: HashMap<String, Arc<LoadedPlugin>>,
+    /// What `invoke` resolves: task names, overridden by plugin ids. One
+    /// map so a call hashes its target once.
+    routes: HashMap<String, Arc<LoadedPlugin>>,
     /// `on_request` filters, highest priority first, ties by id.
     pub(crate) request_filters: Vec<Arc<LoadedPlugin>>,
     /// `on_response` filters, same order.
@@ -121,6 +124,10 @@ impl Snapshot {
             }
             snapshot.by_id.insert(plugin.id().to_string(), plugin);
         }
+        snapshot.routes = snapshot.by_task.clone();
+        for (id, plugin) in &snapshot.by_id {
+            snapshot.routes.insert(id.clone(), Arc::clone(plugin));
+        }
         let order = |a: &Arc<LoadedPlugin>, b: &Arc<LoadedPlugin>| {
             b.manifest
                 .priority
@@ -134,7 +141,7 @@ impl Snapshot {
 
     /// The plugin with this id, or else the one serving this task.
     pub(crate) fn resolve(&self, target: &str) -> Option<&Arc<LoadedPlugin>> {
-        self.by_id.get(target).or_else(|| self.by_task.get(target))
+        self.routes.get(target)
     }
 }
 

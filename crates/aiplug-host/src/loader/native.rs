@@ -448,11 +448,23 @@ fn open_now(path: &Path) -> Result<Library, libloading::Error> {
     unsafe { Library::new(path) }
 }
 
+/// A deadline as Unix milliseconds, for `AiplugCallCtx::deadline_unix_ms`.
+///
+/// Derived from one (monotonic, wall) clock pair taken at first use, so a
+/// call reads no clock here (clock reads were a third of the host's
+/// per-call cost). A wall-clock step after start shifts the value; it is
+/// informational, and plugins get the authoritative answer from the host
+/// API's `cancelled()`, which uses the monotonic deadline.
 fn unix_ms(deadline: Instant) -> u64 {
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    (SystemTime::now() + remaining)
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    static ANCHOR: std::sync::OnceLock<(Instant, u64)> = std::sync::OnceLock::new();
+    let (mono, wall_ms) = *ANCHOR.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        (Instant::now(), wall)
+    });
+    let offset = deadline.saturating_duration_since(mono).as_millis() as u64;
+    wall_ms.saturating_add(offset)
 }
 
 // ---------------------------------------------------------------------------
