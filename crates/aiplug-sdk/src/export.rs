@@ -309,7 +309,7 @@ pub const fn vtable<T: Exported>() -> AiplugPluginVtable {
 ///
 /// Use it once per `cdylib`:
 ///
-/// ```ignore
+/// ```
 /// struct Shout;
 /// impl aiplug_sdk::Plugin for Shout {
 ///     const ID: &'static str = "shout";

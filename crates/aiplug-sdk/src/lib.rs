@@ -7,7 +7,7 @@
 //! entry in `catch_unwind` so a panic becomes an error for that call instead
 //! of unwinding into the host.
 //!
-//! ```ignore
+//! ```
 //! use aiplug_sdk::{export_plugin, Context, Error, Hooks, Plugin, Verdict};
 //!
 //! struct NoShouting;
