@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{CallError, LoadError, Stage};
 use crate::loader::{CallScope, FilterOutcome, HookFailure, HookStatus, HostServices, Output};
 use crate::manifest::{Hook, Manifest, PluginKind};
-use crate::models::{ChatModel, ModelError};
+use crate::models::{ChatModel, ChatRequest, ChatResponse, ChunkSink, ModelCall, ModelError, ModelInfo};
 use crate::pipeline::{self, LoadEnv};
 use crate::registry::{LoadedPlugin, PluginInfo, PluginState, Registry, Snapshot};
 use crate::session::{InMemorySessionStore, SessionStore};
@@ -342,13 +342,35 @@ impl Host {
     }
 
     /// A chat completion through the whole pipeline: request filters, the
-    /// model, response filters.
+    /// model (streaming chunks to `stream` when given), response filters.
+    ///
+    /// Response filters see the assembled response; with `stream` set the
+    /// chunks have already gone out by then (filtering a live stream comes
+    /// with the server).
     pub fn infer(
         &self,
-        request: &serde_json::Value,
+        request: &ChatRequest,
         options: &CallOptions,
-    ) -> Result<serde_json::Value, CallError> {
-        self.shared.infer(request, options)
+        stream: Option<ChunkSink<'_>>,
+    ) -> Result<ChatResponse, CallError> {
+        self.shared.infer(request, options, stream)
+    }
+
+    /// The configured models, by name.
+    pub fn models(&self) -> Vec<ModelInfo> {
+        self.shared
+            .models
+            .iter()
+            .map(|(name, model)| ModelInfo {
+                name: name.clone(),
+                ..model.info()
+            })
+            .collect()
+    }
+
+    /// The model used when a request names none.
+    pub fn default_model(&self) -> Option<&str> {
+        self.shared.default_model.as_deref()
     }
 
     /// Ends a session: drops its stored values and tells each plugin that
@@ -635,40 +657,51 @@ impl Shared {
 
     fn infer(
         &self,
-        request: &serde_json::Value,
+        request: &ChatRequest,
         options: &CallOptions,
-    ) -> Result<serde_json::Value, CallError> {
+        stream: Option<ChunkSink<'_>>,
+    ) -> Result<ChatResponse, CallError> {
         if options.cancel.is_cancelled() {
             return Err(ModelError::Cancelled.into());
         }
         let snapshot = self.registry.snapshot();
         let request_bytes = serde_json::to_vec(request).map_err(|e| ModelError::BadRequest(e.to_string()))?;
         let filtered = self.filter_request(&snapshot, &request_bytes, options)?;
-        let request: serde_json::Value = match &filtered {
-            Cow::Borrowed(_) => request.clone(),
+        let rewritten: ChatRequest;
+        let request = match &filtered {
+            Cow::Borrowed(_) => request,
             Cow::Owned(bytes) => {
-                serde_json::from_slice(bytes).map_err(|e| ModelError::BadRequest(e.to_string()))?
+                rewritten = serde_json::from_slice(bytes).map_err(|e| {
+                    ModelError::BadRequest(format!("a request filter produced an invalid chat request: {e}"))
+                })?;
+                &rewritten
             }
         };
-        let name = match request.get("model").and_then(|m| m.as_str()) {
-            Some(name) if !name.is_empty() => name.to_string(),
-            _ => self.default_model.clone().ok_or(ModelError::NoModel)?,
+        let name = if request.model.is_empty() {
+            self.default_model.clone().ok_or(ModelError::NoModel)?
+        } else {
+            request.model.clone()
         };
         let model = self.models.get(&name).ok_or_else(|| ModelError::UnknownModel {
             name: name.clone(),
             known: self.models.keys().cloned().collect(),
         })?;
-        let response = model.chat(&request, &options.cancel)?;
-        let response_bytes = serde_json::to_vec(&response).map_err(|e| ModelError::Provider {
-            model: name.clone(),
-            message: e.to_string(),
-        })?;
+        let call = ModelCall {
+            cancel: &options.cancel,
+            deadline: options.deadline,
+        };
+        let response = model.chat(request, call, stream)?;
+        if snapshot.response_filters.is_empty() {
+            return Ok(response);
+        }
+        let response_bytes =
+            serde_json::to_vec(&response).map_err(|e| ModelError::Protocol(e.to_string()))?;
         match self.filter_response(&snapshot, &filtered, &response_bytes, options)? {
             Cow::Borrowed(_) => Ok(response),
             Cow::Owned(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 CallError::Model(ModelError::Provider {
                     model: name,
-                    message: format!("a response filter produced invalid JSON: {e}"),
+                    message: format!("a response filter produced an invalid chat response: {e}"),
                 })
             }),
         }
@@ -732,19 +765,15 @@ impl HostServices for Shared {
             };
             return Err(fail(HookStatus::Failed, &error));
         }
-        let mut request: serde_json::Value = serde_json::from_slice(request_json)
+        let mut request: ChatRequest = serde_json::from_slice(request_json)
             .map_err(|e| fail(HookStatus::Failed, &ModelError::BadRequest(e.to_string())))?;
         if !model.is_empty() {
-            if let Some(object) = request.as_object_mut() {
-                object.insert("model".into(), model.into());
-            }
+            request.model = model.to_string();
         }
-        let name = request
-            .get("model")
-            .and_then(|m| m.as_str())
-            .map(str::to_string)
-            .or_else(|| self.default_model.clone())
-            .unwrap_or_default();
+        if request.model.is_empty() {
+            request.model = self.default_model.clone().unwrap_or_default();
+        }
+        let name = request.model.clone();
         let allowed = self
             .registry
             .snapshot()
@@ -768,7 +797,7 @@ impl HostServices for Shared {
             caller: Some(scope.plugin_id.to_string()),
             depth: scope.depth + 1,
         };
-        match self.infer(&request, &options) {
+        match self.infer(&request, &options, None) {
             Ok(response) => serde_json::to_vec(&response).map_err(|e| fail(HookStatus::Failed, &e)),
             Err(CallError::Rejected { plugin, reason }) => Err(HookFailure {
                 status: HookStatus::Rejected,

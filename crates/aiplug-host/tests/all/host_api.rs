@@ -4,9 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aiplug_host::models::{ChatModel, ModelError};
-use aiplug_host::{CallError, CallOptions, CancellationToken, HostBuilder};
-use serde_json::{json, Value};
+use aiplug_host::models::wire::Choice;
+use aiplug_host::models::{
+    ChatModel, ChatRequest, ChatResponse, ChunkSink, Message, ModelCall, ModelError, ModelInfo,
+};
+use aiplug_host::{CallError, CallOptions, HostBuilder};
+use serde_json::Value;
 
 use crate::{behaviour, fixture, host, tempdir};
 
@@ -39,23 +42,35 @@ fn session_values_are_scoped_and_end_with_the_session() {
 /// reversed.
 #[derive(Default)]
 struct Recorder {
-    seen: Mutex<Vec<Value>>,
+    seen: Mutex<Vec<ChatRequest>>,
 }
 
 impl ChatModel for Recorder {
-    fn chat(&self, request: &Value, cancel: &CancellationToken) -> Result<Value, ModelError> {
-        if cancel.is_cancelled() {
+    fn info(&self) -> ModelInfo {
+        ModelInfo {
+            provider: "test".into(),
+            loaded: true,
+            ..ModelInfo::default()
+        }
+    }
+
+    fn chat(
+        &self,
+        request: &ChatRequest,
+        call: ModelCall<'_>,
+        _stream: Option<ChunkSink<'_>>,
+    ) -> Result<ChatResponse, ModelError> {
+        if call.is_cancelled() {
             return Err(ModelError::Cancelled);
         }
         self.seen.lock().unwrap().push(request.clone());
-        let last = request["messages"]
-            .as_array()
-            .and_then(|m| m.last())
-            .and_then(|m| m["content"].as_str())
-            .unwrap_or("");
-        Ok(
-            json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": last.chars().rev().collect::<String>()}}]}),
-        )
+        let last = request.messages.last().map(Message::text).unwrap_or_default();
+        let mut response = ChatResponse::default();
+        response.choices.push(Choice {
+            message: Message::new("assistant", last.chars().rev().collect::<String>()),
+            ..Choice::default()
+        });
+        Ok(response)
     }
 }
 
@@ -78,8 +93,12 @@ fn plugin_infer_goes_through_other_plugins_filters_but_not_its_own() {
     assert_eq!(response["choices"][0]["message"]["content"], "olleh");
     let seen = model.seen.lock().unwrap();
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0]["model"], "recorder");
-    assert_eq!(seen[0]["stamp"], 1, "the other plugin's filter ran: {}", seen[0]);
+    assert_eq!(seen[0].model, "recorder");
+    assert_eq!(
+        seen[0].extra["stamp"], 1,
+        "the other plugin's filter ran: {:?}",
+        seen[0]
+    );
 }
 
 #[test]
@@ -114,16 +133,13 @@ fn host_infer_runs_request_filters_model_and_response_filters() {
     host.load(&behaviour(dir.path(), "b", "response_suffix = \" [checked]\""))
         .unwrap();
     let response = host
-        .infer(
-            &json!({"messages": [{"role": "user", "content": "abc"}]}),
-            &CallOptions::new(),
-        )
+        .infer(&ChatRequest::user("abc"), &CallOptions::new(), None)
         .unwrap();
-    assert_eq!(response["choices"][0]["message"]["content"], "cba [checked]");
+    assert_eq!(response.text(), "cba [checked]");
 
-    let error = host
-        .infer(&json!({"model": "missing", "messages": []}), &CallOptions::new())
-        .unwrap_err();
+    let mut request = ChatRequest::user("x");
+    request.model = "missing".into();
+    let error = host.infer(&request, &CallOptions::new(), None).unwrap_err();
     assert!(
         matches!(error, CallError::Model(ModelError::UnknownModel { .. })),
         "{error}"
