@@ -8,6 +8,8 @@
 
 #![deny(missing_docs)]
 
+pub mod deepseek_server;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,6 +6,11 @@
 //! llama.cpp, behind the `local-llm` feature); an embedding application can
 //! register its own.
 
+pub mod deepseek;
+#[cfg(feature = "local-llm")]
+pub mod local;
+pub mod pull;
+pub mod weights;
 pub mod wire;
 
 use std::time::{Duration, Instant};

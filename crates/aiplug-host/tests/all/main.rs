@@ -3,8 +3,12 @@
 //! pipeline. One binary, a module per feature.
 
 mod bad_input;
+mod deepseek;
 mod examples;
 mod host_api;
+#[cfg(feature = "local-llm")]
+mod local;
+mod pull;
 mod registry;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,1 @@
+//! The `deepseek` provider: the DeepSeek API or any OpenAI-compatible server.

@@ -1,0 +1,1 @@
+//! The `local` provider: GGUF models on llama.cpp.

@@ -1,0 +1,1 @@
+//! `aiplug models pull`: fetching model files into the models directory.

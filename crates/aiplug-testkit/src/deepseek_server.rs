@@ -1,0 +1,1 @@
+//! A local server speaking the DeepSeek chat-completions protocol, for tests.
