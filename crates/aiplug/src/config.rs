@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
+use aiplug_host::models::table::{ModelEntry, ModelsConfig};
 use anyhow::Context as _;
 use serde::Deserialize;
 
@@ -19,6 +22,13 @@ pub struct Config {
     /// `[plugins]`.
     #[serde(default)]
     pub plugins: PluginsConfig,
+    /// The model used when a request names none (see
+    /// `aiplug_host::models::table` for the rule when unset).
+    #[serde(default)]
+    pub default_model: Option<String>,
+    /// `[models.NAME]` entries added to (or replacing) the built-in ones.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelEntry>,
 }
 
 /// `[plugins]`.
@@ -51,6 +61,14 @@ impl Config {
             base
         };
         Ok((config, base))
+    }
+
+    /// The models part, as the host's model table reads it.
+    pub fn models_config(&self) -> ModelsConfig {
+        ModelsConfig {
+            default_model: self.default_model.clone(),
+            models: self.models.clone(),
+        }
     }
 
     /// The plugin directories: `--plugins` flags win, then the config's

@@ -102,6 +102,81 @@ enum Command {
         #[arg(long)]
         session: Option<String>,
     },
+    /// List the configured models, or fetch one.
+    ///
+    /// With no DEEPSEEK_API_KEY the default model is the local SmolLM2
+    /// (`aiplug models pull smollm2` fetches it); with the key set it is
+    /// DeepSeek's chat model. `default_model` and `[models.NAME]` in
+    /// aiplug.toml change both.
+    Models {
+        #[command(subcommand)]
+        command: Option<ModelsCommand>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a model once, through the plugins' filters; print the answer.
+    Infer {
+        /// The prompt; `-` or nothing reads standard input.
+        prompt: Option<String>,
+        #[command(flatten)]
+        generation: GenerationArgs,
+        /// Print the raw response JSON (with --stream: one chunk per line).
+        #[arg(long)]
+        json: bool,
+        /// Print the answer as it is generated.
+        #[arg(long)]
+        stream: bool,
+    },
+    /// Talk to a model on the terminal; answers stream as they are generated.
+    Chat {
+        #[command(flatten)]
+        generation: GenerationArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsCommand {
+    /// List the configured models (the default is marked with *).
+    List,
+    /// Fetch a model into $AIPLUG_HOME/models: a known name (smollm2,
+    /// gemma3-270m), a local GGUF path, or an http(s) URL (resumable).
+    Pull {
+        /// Name, path or URL.
+        source: String,
+    },
+}
+
+/// Model and sampling options of `infer` and `chat`.
+#[derive(Debug, Args)]
+struct GenerationArgs {
+    /// Model name (see `aiplug models`); default: the configured default.
+    #[arg(long, short)]
+    model: Option<String>,
+    /// System prompt.
+    #[arg(long)]
+    system: Option<String>,
+    /// Most tokens to generate.
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<u32>,
+    /// Sampling temperature (0: deterministic).
+    #[arg(long, value_name = "T")]
+    temperature: Option<f32>,
+    /// Session id for the plugins' session store.
+    #[arg(long)]
+    session: Option<String>,
+}
+
+impl GenerationArgs {
+    fn into_generation(self) -> commands::infer::Generation {
+        commands::infer::Generation {
+            model: self.model,
+            system: self.system,
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
+            session: self.session,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +214,17 @@ fn main() -> ExitCode {
             timeout_ms,
         } => commands::run::run(&cli.global, &target, input.as_deref(), text, session, timeout_ms),
         Command::Filter { input, session } => commands::run::filter(&cli.global, input.as_deref(), session),
+        Command::Models { command, json } => match command {
+            None | Some(ModelsCommand::List) => commands::models::list(&cli.global, json),
+            Some(ModelsCommand::Pull { source }) => commands::models::pull_model(&source),
+        },
+        Command::Infer {
+            prompt,
+            generation,
+            json,
+            stream,
+        } => commands::infer::infer(&cli.global, prompt, generation.into_generation(), json, stream),
+        Command::Chat { generation } => commands::infer::chat(&cli.global, generation.into_generation()),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,7 @@ pub mod deepseek;
 #[cfg(feature = "local-llm")]
 pub mod local;
 pub mod pull;
+pub mod table;
 pub mod weights;
 pub mod wire;
 

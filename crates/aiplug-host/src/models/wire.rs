@@ -390,7 +390,11 @@ impl ChunkAssembler {
 
     /// The assembled response.
     pub fn finish(self) -> ChatResponse {
-        self.response
+        let mut response = self.response;
+        if response.object.is_empty() {
+            response.object = completion_object();
+        }
+        response
     }
 }
 

@@ -1,12 +1,15 @@
 //! One module per command; shared plumbing here.
 
 pub mod doctor;
+pub mod infer;
+pub mod models;
 pub mod plugins;
 pub mod run;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use aiplug_host::models::table::ModelTable;
 use aiplug_host::{Host, HostBuilder, LoadError};
 use anyhow::Context as _;
 
@@ -19,11 +22,23 @@ pub fn plugin_dirs(global: &Global) -> anyhow::Result<Vec<PathBuf>> {
     Ok(config.plugin_dirs(&base, &global.plugins))
 }
 
-/// A host with every plugin of the configured directories loaded. Refused
-/// plugins are returned for the caller to report; the host keeps the rest.
+/// The model table from the built-in entries and the config file.
+pub fn model_table(global: &Global) -> anyhow::Result<ModelTable> {
+    let (config, _) = Config::load(global.config.as_deref())?;
+    Ok(ModelTable::build(&config.models_config(), &|name| std::env::var(name).ok())?)
+}
+
+/// A host with the configured models and every plugin of the configured
+/// directories loaded. Refused plugins are returned for the caller to
+/// report; the host keeps the rest.
 pub fn load_host(global: &Global) -> anyhow::Result<(Host, Vec<LoadError>)> {
     let dirs = plugin_dirs(global)?;
-    let host = HostBuilder::new().build();
+    let table = model_table(global)?;
+    let mut builder = HostBuilder::new();
+    for (name, model) in table.models {
+        builder = builder.model(name, model);
+    }
+    let host = builder.default_model(table.default).build();
     let mut refused = Vec::new();
     for dir in &dirs {
         if !dir.is_dir() {

@@ -2,7 +2,10 @@
 //! stdout/stderr/exit status out, with real plugins built by the test.
 
 mod doctor;
+#[cfg(feature = "local-llm")]
+mod models;
 mod plugins;
+mod remote;
 mod run;
 
 use std::io::Write;
@@ -20,7 +23,19 @@ pub struct Run {
 
 /// Runs `aiplug args...` in `cwd` with `stdin` as standard input.
 pub fn aiplug(cwd: &Path, args: &[&str], stdin: &[u8]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aiplug"))
+    aiplug_env(cwd, args, stdin, &[])
+}
+
+/// Like [`aiplug`], with environment changes (`None` removes the variable).
+pub fn aiplug_env(cwd: &Path, args: &[&str], stdin: &[u8], env: &[(&str, Option<&str>)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_aiplug"));
+    for (name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let mut child = command
         .args(args)
         .current_dir(cwd)
         .env_remove("RUST_LOG")

@@ -1,1 +1,0 @@
-//! The `deepseek` provider: the DeepSeek API or any OpenAI-compatible server.
