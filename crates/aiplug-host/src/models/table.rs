@@ -151,7 +151,12 @@ impl std::fmt::Debug for ModelTable {
 /// The entries every host has unless the config replaces them.
 pub fn builtin_entries() -> BTreeMap<String, ModelEntry> {
     let mut entries = BTreeMap::new();
-    for name in ["deepseek-v4-flash", "deepseek-v4-pro", "deepseek-chat", "deepseek-reasoner"] {
+    for name in [
+        "deepseek-v4-flash",
+        "deepseek-v4-pro",
+        "deepseek-chat",
+        "deepseek-reasoner",
+    ] {
         entries.insert(name.to_string(), ModelEntry::Deepseek(RemoteEntry::default()));
     }
     for known in KnownModel::ALL {
@@ -170,13 +175,18 @@ pub fn builtin_entries() -> BTreeMap<String, ModelEntry> {
 impl ModelTable {
     /// Builds the table from the built-in entries plus `config`, reading API
     /// keys through `env` (the process environment in production).
-    pub fn build(config: &ModelsConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<ModelTable, ModelConfigError> {
+    pub fn build(
+        config: &ModelsConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ModelTable, ModelConfigError> {
         let mut entries = builtin_entries();
         entries.extend(config.models.clone());
         let mut models: BTreeMap<String, Arc<dyn ChatModel>> = BTreeMap::new();
         for (name, entry) in &entries {
-            let model = provider(name, entry, env)
-                .map_err(|message| ModelConfigError::Entry { name: name.clone(), message })?;
+            let model = provider(name, entry, env).map_err(|message| ModelConfigError::Entry {
+                name: name.clone(),
+                message,
+            })?;
             models.insert(name.clone(), model);
         }
         let (default, default_reason) = choose_default(config, env);
@@ -202,7 +212,10 @@ fn choose_default(config: &ModelsConfig, env: &dyn Fn(&str) -> Option<String>) -
         return (name.clone(), "default_model in the config".to_string());
     }
     if env(DEEPSEEK_KEY_ENV).is_some_and(|k| !k.is_empty()) {
-        return (DEFAULT_DEEPSEEK_MODEL.to_string(), format!("{DEEPSEEK_KEY_ENV} is set"));
+        return (
+            DEFAULT_DEEPSEEK_MODEL.to_string(),
+            format!("{DEEPSEEK_KEY_ENV} is set"),
+        );
     }
     (
         DEFAULT_LOCAL_MODEL.to_string(),
@@ -285,7 +298,11 @@ fn local_provider(name: &str, entry: &LocalEntry) -> Result<Arc<dyn ChatModel>, 
         model: name.to_string(),
         message: "this aiplug was built without the local-llm feature (cargo feature `local-llm`)".into(),
     };
-    Ok(Arc::new(Unavailable::local(name, &resolve_model_path(&entry.path), error)))
+    Ok(Arc::new(Unavailable::local(
+        name,
+        &resolve_model_path(&entry.path),
+        error,
+    )))
 }
 
 /// A configured model that cannot run: listed with the reason, and every
@@ -301,7 +318,10 @@ impl Unavailable {
             info: ModelInfo {
                 name: name.to_string(),
                 provider: "local".into(),
-                upstream: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                upstream: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 notes: vec![error.to_string()],
                 ..ModelInfo::default()
             },
@@ -315,7 +335,12 @@ impl ChatModel for Unavailable {
         self.info.clone()
     }
 
-    fn chat(&self, _: &ChatRequest, _: ModelCall<'_>, _: Option<ChunkSink<'_>>) -> Result<ChatResponse, ModelError> {
+    fn chat(
+        &self,
+        _: &ChatRequest,
+        _: ModelCall<'_>,
+        _: Option<ChunkSink<'_>>,
+    ) -> Result<ChatResponse, ModelError> {
         Err(self.error.clone())
     }
 }
@@ -354,13 +379,17 @@ mod tests {
 
     #[test]
     fn bad_entries_name_themselves() {
-        let err = toml::from_str::<ModelsConfig>("[models.x]\nprovider = \"local\"\npaht = \"a.gguf\"\n").unwrap_err();
+        let err = toml::from_str::<ModelsConfig>("[models.x]\nprovider = \"local\"\npaht = \"a.gguf\"\n")
+            .unwrap_err();
         assert!(err.to_string().contains("paht"), "{err}");
         let err = toml::from_str::<ModelsConfig>("[models.x]\nprovider = \"ollama\"\n").unwrap_err();
         assert!(err.to_string().contains("ollama"), "{err}");
         let config: ModelsConfig = toml::from_str("[models.x]\nprovider = \"openai\"\n").unwrap();
         let err = ModelTable::build(&config, &no_env).unwrap_err();
-        assert!(err.to_string().contains("[models.x]") && err.to_string().contains("base_url"), "{err}");
+        assert!(
+            err.to_string().contains("[models.x]") && err.to_string().contains("base_url"),
+            "{err}"
+        );
         let config = ModelsConfig {
             default_model: Some("nope".into()),
             ..ModelsConfig::default()

@@ -154,7 +154,10 @@ mod tests {
         std::fs::write(&file, b"abc").unwrap();
         let mut calls = 0;
         let sha = cache.sha256(&file, Some(&mut |_, _| calls += 1)).unwrap();
-        assert_eq!(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(calls, 1);
         let mut again = 0;
         assert_eq!(cache.sha256(&file, Some(&mut |_, _| again += 1)).unwrap(), sha);

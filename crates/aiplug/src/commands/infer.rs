@@ -90,7 +90,11 @@ pub fn infer(
             printed = true;
         }
     };
-    let result = host.infer(&request, &generation.options(), if stream { Some(&mut sink) } else { None });
+    let result = host.infer(
+        &request,
+        &generation.options(),
+        if stream { Some(&mut sink) } else { None },
+    );
     let response = match result {
         Ok(response) => response,
         Err(error) => {

@@ -25,7 +25,9 @@ pub fn plugin_dirs(global: &Global) -> anyhow::Result<Vec<PathBuf>> {
 /// The model table from the built-in entries and the config file.
 pub fn model_table(global: &Global) -> anyhow::Result<ModelTable> {
     let (config, _) = Config::load(global.config.as_deref())?;
-    Ok(ModelTable::build(&config.models_config(), &|name| std::env::var(name).ok())?)
+    Ok(ModelTable::build(&config.models_config(), &|name| {
+        std::env::var(name).ok()
+    })?)
 }
 
 /// A host with the configured models and every plugin of the configured

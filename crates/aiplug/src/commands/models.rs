@@ -13,7 +13,11 @@ use crate::Global;
 /// `aiplug models [--json]`.
 pub fn list(global: &Global, as_json: bool) -> anyhow::Result<ExitCode> {
     let models = super::model_table(global)?;
-    let infos: Vec<_> = models.models.iter().map(|(name, m)| (name.clone(), m.info())).collect();
+    let infos: Vec<_> = models
+        .models
+        .iter()
+        .map(|(name, m)| (name.clone(), m.info()))
+        .collect();
     if as_json {
         let items: Vec<_> = infos
             .iter()
@@ -28,7 +32,11 @@ pub fn list(global: &Global, as_json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut rows = vec![["NAME", "PROVIDER", "MODEL", "CONTEXT", "LOADED", "SIZE", "SHA256"].map(String::from).to_vec()];
+    let mut rows = vec![
+        ["NAME", "PROVIDER", "MODEL", "CONTEXT", "LOADED", "SIZE", "SHA256"]
+            .map(String::from)
+            .to_vec(),
+    ];
     for (name, info) in &infos {
         let marker = if *name == models.default { " *" } else { "" };
         rows.push(vec![
@@ -38,7 +46,9 @@ pub fn list(global: &Global, as_json: bool) -> anyhow::Result<ExitCode> {
             info.context_length.map_or("-".into(), |c| c.to_string()),
             if info.loaded { "yes" } else { "no" }.into(),
             info.size_bytes.map_or("-".into(), human_size),
-            info.sha256.as_deref().map_or("-".into(), |s| s[..12.min(s.len())].to_string()),
+            info.sha256
+                .as_deref()
+                .map_or("-".into(), |s| s[..12.min(s.len())].to_string()),
         ]);
     }
     print!("{}", table(&rows));
@@ -59,9 +69,11 @@ pub fn pull_model(source: &str) -> anyhow::Result<ExitCode> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar
     });
@@ -84,8 +96,17 @@ pub fn pull_model(source: &str) -> anyhow::Result<ExitCode> {
         bar.finish_and_clear();
     }
     let pulled = pulled?;
-    let state = if pulled.unchanged { "already there" } else { "pulled" };
-    println!("{}: {state}: {} (sha256 {})", pulled.name, pulled.path.display(), pulled.sha256);
+    let state = if pulled.unchanged {
+        "already there"
+    } else {
+        "pulled"
+    };
+    println!(
+        "{}: {state}: {} (sha256 {})",
+        pulled.name,
+        pulled.path.display(),
+        pulled.sha256
+    );
     for note in &pulled.notes {
         println!("note: {note}");
     }

@@ -16,14 +16,32 @@ fn models_lists_builtins_and_marks_the_default() {
     let dir = tempdir();
     let run = aiplug_models(dir.path(), &["models"], b"");
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let smol = run.stdout.lines().find(|l| l.starts_with("smollm2")).expect(&run.stdout);
+    let smol = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("smollm2"))
+        .expect(&run.stdout);
     assert!(smol.starts_with("smollm2 *") && smol.contains("local"), "{smol}");
     assert!(run.stdout.contains("deepseek-v4-flash"), "{}", run.stdout);
-    assert!(run.stdout.contains("default: smollm2 (no DEEPSEEK_API_KEY"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("default: smollm2 (no DEEPSEEK_API_KEY"),
+        "{}",
+        run.stdout
+    );
 
-    let run = crate::aiplug_env(dir.path(), &["models", "--json"], b"", &[("DEEPSEEK_API_KEY", Some("sk-x"))]);
+    let run = crate::aiplug_env(
+        dir.path(),
+        &["models", "--json"],
+        b"",
+        &[("DEEPSEEK_API_KEY", Some("sk-x"))],
+    );
     let list: Value = serde_json::from_str(&run.stdout).unwrap();
-    let default: Vec<_> = list.as_array().unwrap().iter().filter(|m| m["default"] == true).collect();
+    let default: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["default"] == true)
+        .collect();
     assert_eq!(default.len(), 1);
     assert_eq!(default[0]["name"], "deepseek-v4-flash");
 }
@@ -31,16 +49,28 @@ fn models_lists_builtins_and_marks_the_default() {
 #[test]
 fn infer_on_the_default_local_model() {
     let dir = tempdir();
-    let run = aiplug_models(dir.path(), &["infer", "--max-tokens", "8", "--temperature", "0", "Say hello."], b"");
+    let run = aiplug_models(
+        dir.path(),
+        &["infer", "--max-tokens", "8", "--temperature", "0", "Say hello."],
+        b"",
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("model: smollm2"), "the choice is announced: {}", run.stderr);
+    assert!(
+        run.stderr.contains("model: smollm2"),
+        "the choice is announced: {}",
+        run.stderr
+    );
     assert!(!run.stdout.trim().is_empty(), "the model answered");
 
     let run = aiplug_models(dir.path(), &["infer", "--json", "--max-tokens", "4", "Hi"], b"");
     let response: Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
     assert!(response["usage"]["completion_tokens"].as_u64().unwrap() <= 4);
 
-    let run = aiplug_models(dir.path(), &["infer", "--stream", "--max-tokens", "6", "Count: 1, 2,"], b"");
+    let run = aiplug_models(
+        dir.path(),
+        &["infer", "--stream", "--max-tokens", "6", "Count: 1, 2,"],
+        b"",
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(!run.stdout.trim().is_empty());
 }
@@ -54,7 +84,12 @@ fn chat_keeps_the_conversation_and_ends_at_eof() {
         b"Hello there\n/reset\nWhat is two plus two?\n",
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout.lines().filter(|l| !l.is_empty()).count(), 2, "two answers: {:?}", run.stdout);
+    assert_eq!(
+        run.stdout.lines().filter(|l| !l.is_empty()).count(),
+        2,
+        "two answers: {:?}",
+        run.stdout
+    );
     assert!(run.stderr.contains("conversation cleared"));
 }
 
@@ -63,15 +98,26 @@ fn unknown_model_and_unpulled_model_say_what_to_do() {
     let dir = tempdir();
     let run = aiplug_models(dir.path(), &["infer", "--model", "gpt-17", "hi"], b"");
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("no model named \"gpt-17\"") && run.stderr.contains("smollm2"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no model named \"gpt-17\"") && run.stderr.contains("smollm2"),
+        "{}",
+        run.stderr
+    );
 
     let home = tempdir();
     let run = crate::aiplug_env(
         dir.path(),
         &["infer", "hi"],
         b"",
-        &[("DEEPSEEK_API_KEY", None), ("AIPLUG_HOME", Some(home.path().to_str().unwrap()))],
+        &[
+            ("DEEPSEEK_API_KEY", None),
+            ("AIPLUG_HOME", Some(home.path().to_str().unwrap())),
+        ],
     );
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("aiplug models pull smollm2"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("aiplug models pull smollm2"),
+        "{}",
+        run.stderr
+    );
 }

@@ -27,13 +27,25 @@ fn with_a_key_the_default_is_deepseek_and_the_key_is_sent() {
     let config = config_for(dir.path(), &server);
     let run = aiplug_env(
         dir.path(),
-        &["--config", &config, "--plugins", dir.path().to_str().unwrap(), "infer", "Capital of France?"],
+        &[
+            "--config",
+            &config,
+            "--plugins",
+            dir.path().to_str().unwrap(),
+            "infer",
+            "Capital of France?",
+        ],
         b"",
         &[("DEEPSEEK_API_KEY", Some("sk-test-123"))],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout.trim(), "Paris is the capital.");
-    assert!(run.stderr.contains("model: deepseek-v4-flash (DEEPSEEK_API_KEY is set)"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("model: deepseek-v4-flash (DEEPSEEK_API_KEY is set)"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("sk-test-123"), "the key is never printed");
     let requests = server.requests();
     assert_eq!(requests.len(), 1);
@@ -51,14 +63,46 @@ fn streaming_reasoner_output_and_raw_json() {
     let config = config_for(dir.path(), &server);
     let plugins = dir.path().to_str().unwrap();
     let key = [("DEEPSEEK_API_KEY", Some("sk-x"))];
-    let run = aiplug_env(dir.path(), &["--config", &config, "--plugins", plugins, "infer", "--stream", "2+2?"], b"", &key);
+    let run = aiplug_env(
+        dir.path(),
+        &[
+            "--config",
+            &config,
+            "--plugins",
+            plugins,
+            "infer",
+            "--stream",
+            "2+2?",
+        ],
+        b"",
+        &key,
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout.trim(), "It is 4.");
 
-    let run = aiplug_env(dir.path(), &["--config", &config, "--plugins", plugins, "infer", "--json", "2+2?"], b"", &key);
+    let run = aiplug_env(
+        dir.path(),
+        &[
+            "--config",
+            &config,
+            "--plugins",
+            plugins,
+            "infer",
+            "--json",
+            "2+2?",
+        ],
+        b"",
+        &key,
+    );
     let response: Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(response["choices"][0]["message"]["reasoning_content"], "Think about it.");
-    assert!(response["usage"]["prompt_cache_hit_tokens"].is_u64(), "{response}");
+    assert_eq!(
+        response["choices"][0]["message"]["reasoning_content"],
+        "Think about it."
+    );
+    assert!(
+        response["usage"]["prompt_cache_hit_tokens"].is_u64(),
+        "{response}"
+    );
 }
 
 #[test]
@@ -68,10 +112,24 @@ fn provider_errors_are_clear_and_exit_1() {
     let config = config_for(dir.path(), &server);
     let plugins = dir.path().to_str().unwrap();
     let key = [("DEEPSEEK_API_KEY", Some("sk-wrong"))];
-    let run = aiplug_env(dir.path(), &["--config", &config, "--plugins", plugins, "infer", "hi"], b"", &key);
+    let run = aiplug_env(
+        dir.path(),
+        &["--config", &config, "--plugins", plugins, "infer", "hi"],
+        b"",
+        &key,
+    );
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("DEEPSEEK_API_KEY is wrong or missing"), "{}", run.stderr);
-    let run = aiplug_env(dir.path(), &["--config", &config, "--plugins", plugins, "infer", "hi"], b"", &key);
+    assert!(
+        run.stderr.contains("DEEPSEEK_API_KEY is wrong or missing"),
+        "{}",
+        run.stderr
+    );
+    let run = aiplug_env(
+        dir.path(),
+        &["--config", &config, "--plugins", plugins, "infer", "hi"],
+        b"",
+        &key,
+    );
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("insufficient balance"), "{}", run.stderr);
 
@@ -81,7 +139,12 @@ fn provider_errors_are_clear_and_exit_1() {
         "[models.deepseek-v4-flash]\nprovider = \"deepseek\"\nbase_url = \"http://127.0.0.1:9\"\n",
     )
     .unwrap();
-    let run = aiplug_env(dir.path(), &["--config", &config, "--plugins", plugins, "infer", "hi"], b"", &key);
+    let run = aiplug_env(
+        dir.path(),
+        &["--config", &config, "--plugins", plugins, "infer", "hi"],
+        b"",
+        &key,
+    );
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("127.0.0.1:9"), "{}", run.stderr);
 }
@@ -94,12 +157,25 @@ fn filters_run_on_infer() {
     let plugins = crate::examples(dir.path());
     let run = aiplug_env(
         dir.path(),
-        &["--config", &config, "--plugins", plugins.to_str().unwrap(), "infer", "my key is sk-abcdefghijklmnopqrstuvwx123"],
+        &[
+            "--config",
+            &config,
+            "--plugins",
+            plugins.to_str().unwrap(),
+            "infer",
+            "my key is sk-abcdefghijklmnopqrstuvwx123",
+        ],
         b"",
         &[("DEEPSEEK_API_KEY", Some("sk-x"))],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let body = server.requests()[0].body_text();
-    assert!(!body.contains("sk-abcdefghij"), "the redactor ran before the model: {body}");
-    assert!(body.contains("careful senior engineer"), "the decorator ran: {body}");
+    assert!(
+        !body.contains("sk-abcdefghij"),
+        "the redactor ran before the model: {body}"
+    );
+    assert!(
+        body.contains("careful senior engineer"),
+        "the decorator ran: {body}"
+    );
 }
