@@ -4,6 +4,7 @@
 # artefact, with the artefact's sha256 pinned) under OUT (default
 # target/plugins), which the repository's aiplug.toml points the host at.
 #
+#   code-review       Rust, through aiplug-sdk (cargo, release): `aiplug review`
 #   prompt-decorator  Rust, through aiplug-sdk (cargo, release)
 #   secret-redactor   C, against include/aiplug.h (cc)
 #   go-format         Go, -buildmode=c-shared (Go from scripts/install-go.sh)
@@ -28,8 +29,9 @@ stage() {
     log "staged $id ($entry, sha256 $sha)"
 }
 
-log "building prompt-decorator (Rust)"
-cargo build --quiet --release -p prompt-decorator
+log "building code-review and prompt-decorator (Rust)"
+cargo build --quiet --release -p code-review -p prompt-decorator
+stage code-review target/release/libcode_review.so
 stage prompt-decorator target/release/libprompt_decorator.so
 
 log "building secret-redactor (C)"

@@ -13,7 +13,7 @@
 //! tokenizing, the slot, the context and the decode all count), generated
 //! tokens/s from the first chunk to the finish chunk (`tg` tokens sampled,
 //! `tg - 1` decoded). One warm-up request, then `--reps`; prints one JSON
-//! line with means and standard deviations.
+//! line with means, standard deviations and every sample.
 //!
 //! `memory` opens `--names` model names on the same file, loads each and
 //! runs a short chat on each, then prints one JSON line: RSS now and at
@@ -226,6 +226,7 @@ fn speed(args: &Args) {
             "mode": "speed", "threads": args.threads, "flash_attention": args.fa,
             "prompt_tokens": n_prompt, "generated_tokens": args.tg, "reps": args.reps,
             "pp_ts": pp_mean, "pp_sd": pp_sd, "tg_ts": tg_mean, "tg_sd": tg_sd,
+            "pp_samples": pp, "tg_samples": tg,
         })
     );
 }

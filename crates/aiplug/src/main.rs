@@ -5,6 +5,7 @@
 mod commands;
 mod config;
 mod output;
+mod review;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,6 +129,40 @@ enum Command {
         #[arg(long)]
         stream: bool,
     },
+    /// Review code with a model, like a compiler's diagnostics; for
+    /// terminals and CI.
+    ///
+    /// Findings are checked against the file before they are shown (a line
+    /// outside the file, or code the file does not contain, is dropped and
+    /// counted). Exit status: 0 clean, 1 findings at or above --fail-on,
+    /// 2 usage or runtime error.
+    ///
+    /// Examples:
+    ///   aiplug review examples/buggy.go
+    ///   git diff origin/main | aiplug review --diff --format sarif > review.sarif
+    ///   aiplug review --format rdjsonl src/*.go | reviewdog -f=rdjsonl -reporter=github-pr-review
+    #[command(verbatim_doc_comment)]
+    Review {
+        /// Files to review; with --diff, unified diff files (`-` or none: stdin).
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Review a unified diff (git diff output): only added and changed
+        /// lines get findings; the files are read from the working tree.
+        #[arg(long)]
+        diff: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = review::Format::Text)]
+        format: review::Format,
+        /// Exit 1 when a finding is at least this severe.
+        #[arg(long, value_enum, default_value_t = review::Severity::Error)]
+        fail_on: review::Severity,
+        /// Model (see `aiplug models`); default: the configured default.
+        #[arg(long, short)]
+        model: Option<String>,
+        /// The files' language, instead of guessing from the extension.
+        #[arg(long)]
+        lang: Option<String>,
+    },
     /// Talk to a model on the terminal; answers stream as they are generated.
     Chat {
         #[command(flatten)]
@@ -224,6 +259,24 @@ fn main() -> ExitCode {
             json,
             stream,
         } => commands::infer::infer(&cli.global, prompt, generation.into_generation(), json, stream),
+        Command::Review {
+            paths,
+            diff,
+            format,
+            fail_on,
+            model,
+            lang,
+        } => commands::review::run(
+            &cli.global,
+            commands::review::ReviewArgs {
+                paths,
+                diff,
+                format,
+                fail_on: review::FailOn(fail_on),
+                model,
+                lang,
+            },
+        ),
         Command::Chat { generation } => commands::infer::chat(&cli.global, generation.into_generation()),
     };
     match result {

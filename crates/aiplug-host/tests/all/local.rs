@@ -513,6 +513,25 @@ fn requests_beyond_the_slots_wait_and_give_up_at_their_deadline() {
 }
 
 #[test]
+fn concurrent_requests_get_their_own_contexts() {
+    let _serial = serial();
+    let model = open("smol");
+    let a = request("Name three colors.", 8);
+    let b = request("What is two plus two?", 8);
+    let (alone_a, alone_b) = (chat(&model, &a).unwrap().text(), chat(&model, &b).unwrap().text());
+    // Two slots: both run at once, each on its own KV cache; neither
+    // disturbs the other's (greedy, so deterministic) output.
+    let (together_a, together_b) = std::thread::scope(|s| {
+        let ta = s.spawn(|| chat(&model, &a).unwrap().text());
+        let tb = s.spawn(|| chat(&model, &b).unwrap().text());
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    assert_eq!(together_a, alone_a);
+    assert_eq!(together_b, alone_b);
+    assert_ne!(alone_a, alone_b);
+}
+
+#[test]
 fn two_names_for_the_same_file_share_one_mapping() {
     let _serial = serial();
     let dir = crate::tempdir();

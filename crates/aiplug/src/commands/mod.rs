@@ -4,6 +4,7 @@ pub mod doctor;
 pub mod infer;
 pub mod models;
 pub mod plugins;
+pub mod review;
 pub mod run;
 
 use std::io::Read;

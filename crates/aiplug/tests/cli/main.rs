@@ -6,6 +6,7 @@ mod doctor;
 mod models;
 mod plugins;
 mod remote;
+mod review;
 mod run;
 
 use std::io::Write;

@@ -121,3 +121,50 @@ fn unknown_model_and_unpulled_model_say_what_to_do() {
         run.stderr
     );
 }
+
+#[test]
+fn review_on_the_default_local_model_prints_only_verified_findings() {
+    let dir = tempdir();
+    let plugins = dir.path().join("plugins");
+    // The real manifest, with a shorter answer so the test stays quick on 2
+    // cores (SmolLM2 may otherwise fill all 1024 tokens).
+    let staged = crate::example(
+        &plugins,
+        "code-review",
+        &aiplug_testkit::cargo_plugin("code-review"),
+    );
+    let manifest = std::fs::read_to_string(staged.join("plugin.toml")).unwrap();
+    assert!(
+        manifest.contains("max_tokens = 1024"),
+        "the shipped default changed: adjust this test"
+    );
+    std::fs::write(
+        staged.join("plugin.toml"),
+        manifest.replace("max_tokens = 1024", "max_tokens = 256"),
+    )
+    .unwrap();
+    let source = std::fs::read_to_string(aiplug_testkit::repo_root().join("examples/buggy.go")).unwrap();
+    std::fs::write(dir.path().join("buggy.go"), &source).unwrap();
+    let run = aiplug_models(dir.path(), &["review", "--format", "json", "buggy.go"], b"");
+    assert!(
+        run.code == 0 || run.code == 1,
+        "never 2: {}{}",
+        run.stdout,
+        run.stderr
+    );
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let lines: Vec<&str> = source.lines().collect();
+    for finding in report["files"][0]["findings"].as_array().unwrap() {
+        let line = finding["line"].as_u64().unwrap() as usize;
+        assert!((1..=lines.len()).contains(&line), "{finding}");
+        let quote: String = finding["quote"].as_str().unwrap().split_whitespace().collect();
+        let window: String = lines[line.saturating_sub(3)..(line + 2).min(lines.len())]
+            .concat()
+            .split_whitespace()
+            .collect();
+        assert!(
+            window.contains(&quote),
+            "the quote is in the file near its line: {finding}"
+        );
+    }
+}
