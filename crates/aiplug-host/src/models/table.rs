@@ -151,13 +151,19 @@ impl std::fmt::Debug for ModelTable {
 /// The entries every host has unless the config replaces them.
 pub fn builtin_entries() -> BTreeMap<String, ModelEntry> {
     let mut entries = BTreeMap::new();
-    for name in [
-        "deepseek-v4-flash",
-        "deepseek-v4-pro",
-        "deepseek-chat",
-        "deepseek-reasoner",
+    // Context lengths as DeepSeek documents them (V4: 1M tokens; the V3.x
+    // aliases: 128K); they size the chunks of long inputs.
+    for (name, context) in [
+        ("deepseek-v4-flash", 1_000_000),
+        ("deepseek-v4-pro", 1_000_000),
+        ("deepseek-chat", 131_072),
+        ("deepseek-reasoner", 131_072),
     ] {
-        entries.insert(name.to_string(), ModelEntry::Deepseek(RemoteEntry::default()));
+        let entry = RemoteEntry {
+            context_length: Some(context),
+            ..RemoteEntry::default()
+        };
+        entries.insert(name.to_string(), ModelEntry::Deepseek(entry));
     }
     for known in KnownModel::ALL {
         entries.insert(

@@ -19,6 +19,9 @@ use crate::Global;
 /// The task the review plugin serves.
 const TASK: &str = "code-review";
 
+/// Answer budget per chunk on local models.
+const LOCAL_MAX_TOKENS: u32 = 384;
+
 /// `aiplug review` options.
 pub struct ReviewArgs {
     /// Files to review; with `diff`, diff files (`-` or none: stdin).
@@ -59,12 +62,15 @@ fn review(global: &Global, args: &ReviewArgs) -> Result<ExitCode, Fatal> {
     if args.model.is_none() {
         eprintln!("model: {model} ({})", table.default_reason);
     }
-    let context_tokens = host
-        .models()
-        .into_iter()
-        .find(|m| m.name == model)
-        .and_then(|m| m.context_length)
-        .unwrap_or(4096);
+    let info = host.models().into_iter().find(|m| m.name == model);
+    let context_tokens = info.as_ref().and_then(|m| m.context_length).unwrap_or(4096);
+    // Small local models rarely have more to say than this, and a long
+    // answer on two CPU cores takes minutes; remote models keep the
+    // plugin's configured budget.
+    let max_tokens = info
+        .as_ref()
+        .filter(|m| m.provider == "local")
+        .map(|_| LOCAL_MAX_TOKENS);
 
     let mut report = Report {
         files: Vec::new(),
@@ -81,6 +87,9 @@ fn review(global: &Global, args: &ReviewArgs) -> Result<ExitCode, Fatal> {
             "model": model,
             "context_tokens": context_tokens,
         });
+        if let Some(max_tokens) = max_tokens {
+            input["max_tokens"] = json!(max_tokens);
+        }
         if let Some(lang) = &args.lang {
             input["language"] = json!(lang);
         }
