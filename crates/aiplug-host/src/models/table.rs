@@ -294,7 +294,17 @@ fn local_provider(name: &str, entry: &LocalEntry) -> Result<Arc<dyn ChatModel>, 
         Ok(model) => Arc::new(model),
         // A model that is not there (yet) is still listed; using it says why
         // it cannot run and how to fix that.
-        Err(error) => Arc::new(Unavailable::local(name, &path, error)),
+        Err(error) => {
+            // A known model that was never pulled: say which pull brings it.
+            let error = match KnownModel::from_name(name) {
+                Some(known) if !path.exists() => ModelError::ModelFile {
+                    path: path.display().to_string(),
+                    message: format!("not pulled yet: run `aiplug models pull {}`", known.name()),
+                },
+                _ => error,
+            };
+            Arc::new(Unavailable::local(name, &path, error))
+        }
     })
 }
 
