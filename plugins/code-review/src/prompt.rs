@@ -142,7 +142,14 @@ pub fn request(system: &str, user: &str, temperature: f64, max_tokens: u32) -> V
             {"role": "system", "content": system},
             {"role": "user", "content": user},
         ],
-        "response_format": {"type": "json_object"},
+        // A schema whose top level must be {"findings": [...]}: servers and the
+        // local provider constrain the answer to it; DeepSeek (json_object
+        // only) gets plain JSON mode and the shape from the prompt.
+        "response_format": {"type": "json_schema", "json_schema": {
+            "name": "review",
+            "schema": {"type": "object", "required": ["findings"],
+                       "properties": {"findings": {"type": "array"}}},
+        }},
         "temperature": temperature,
         "max_tokens": max_tokens,
     })
@@ -267,7 +274,11 @@ mod tests {
     #[test]
     fn request_is_json_mode_with_config_sampling() {
         let r = request("sys", "user", 0.0, 1024);
-        assert_eq!(r["response_format"]["type"], "json_object");
+        assert_eq!(r["response_format"]["type"], "json_schema");
+        assert_eq!(
+            r["response_format"]["json_schema"]["schema"]["required"][0],
+            "findings"
+        );
         assert_eq!(r["temperature"], 0.0);
         assert_eq!(r["max_tokens"], 1024);
         assert_eq!(r["messages"][0]["role"], "system");

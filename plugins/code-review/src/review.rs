@@ -374,7 +374,7 @@ mod tests {
 
         let request = &host.requests.borrow()[0];
         assert_eq!(request.0, "", "the host's default model");
-        assert_eq!(request.1["response_format"]["type"], "json_object");
+        assert_eq!(request.1["response_format"]["type"], "json_schema");
         assert_eq!(request.1["temperature"], 0.0);
         let user = host.user_message(0);
         assert!(user.contains("Review this Go file"), "{user}");

@@ -77,6 +77,28 @@ impl ChatRequest {
         }
     }
 
+    /// For `response_format: {"type": "json_schema", "json_schema": {"schema":
+    /// {...}}}`: the top-level `required` keys of the schema, in order (empty
+    /// for plain JSON mode or no schema).
+    pub fn json_required_keys(&self) -> Vec<String> {
+        let Some(format) = &self.response_format else {
+            return Vec::new();
+        };
+        if format.get("type").and_then(Value::as_str) != Some("json_schema") {
+            return Vec::new();
+        }
+        format
+            .pointer("/json_schema/schema/required")
+            .and_then(Value::as_array)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether JSON mode (or a JSON schema) was asked for.
     pub fn wants_json(&self) -> bool {
         self.response_format

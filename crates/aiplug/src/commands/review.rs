@@ -198,7 +198,8 @@ fn call_plugin(host: &Host, path: &Path, input: &serde_json::Value) -> Result<Re
                 "no loaded plugin serves the {TASK:?} task: build and stage it with scripts/build-plugins.sh \
                  (it goes to target/plugins), or point --plugins at a directory that has it"
             ),
-            CallError::Failed { message, .. } => format!("{}: {message}", path.display()),
+            // The plugin's message already names the file (and the lines).
+            CallError::Failed { message, .. } => message,
             other => format!("{}: {other}", path.display()),
         })
     })?;

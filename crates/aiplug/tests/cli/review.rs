@@ -193,9 +193,14 @@ fn a_large_file_is_reviewed_in_chunks_without_duplicates() {
     // The same finding in every chunk's answer: chunks overlap, so it may be
     // seen more than once, and must be printed once.
     let server = DeepSeekServer::repeating(answer(json!([nil_map()])));
-    let ws = Workspace::new(&server, 2048, 60_000);
+    let ws = Workspace::new(&server, 3000, 60_000);
     let run = ws.review(&["--format", "json", "examples/buggy.go"], b"");
-    assert!(server.request_count() > 1, "a 2048-token context splits the file");
+    assert!(
+        server.request_count() > 1,
+        "a 3000-token context splits the file: {}{}",
+        run.stdout,
+        run.stderr
+    );
     let report: Value =
         serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
     let findings = report["files"][0]["findings"].as_array().unwrap();

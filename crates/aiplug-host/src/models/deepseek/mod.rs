@@ -280,6 +280,18 @@ impl DeepSeekProvider {
             wire.stream_options = None;
         }
         drop_unneeded_reasoning(&mut wire.messages);
+        // DeepSeek's JSON output is `json_object` only; a schema (which
+        // OpenAI-compatible servers and the local provider honour) becomes
+        // plain JSON mode there, and the prompt carries the shape.
+        let schema = wire
+            .response_format
+            .as_ref()
+            .and_then(|f| f.get("type"))
+            .and_then(|t| t.as_str())
+            == Some("json_schema");
+        if schema && self.settings.provider_label == "deepseek" {
+            wire.response_format = Some(serde_json::json!({"type": "json_object"}));
+        }
         serde_json::to_vec(&wire)
             .map_err(|e| ModelError::BadRequest(format!("cannot serialise the request: {e}")))
     }

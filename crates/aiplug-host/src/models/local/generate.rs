@@ -28,6 +28,29 @@ pub(crate) const DEFAULT_TOP_K: i32 = 40;
 /// cancellation is checked between batches.
 const BATCH: u32 = 512;
 
+/// The JSON grammar, its top-level object starting with `keys` in order
+/// when a schema names required keys (so a small model answers in the
+/// asked-for shape). Keys outside `[A-Za-z0-9_-]` fall back to any object.
+pub(crate) fn json_grammar(keys: &[String]) -> String {
+    let plain = |k: &String| {
+        !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    if keys.is_empty() || !keys.iter().all(plain) {
+        return JSON_GRAMMAR.to_string();
+    }
+    let members: Vec<String> = keys
+        .iter()
+        .map(|k| format!(r#""\"{k}\"" ws ":" ws value"#))
+        .collect();
+    let root = format!(
+        r#"root ::= "{{" ws {} ("," ws string ":" ws value)* "}}" ws"#,
+        members.join(r#" "," ws "#)
+    );
+    JSON_GRAMMAR.replacen("root   ::= object", &root, 1)
+}
+
 /// JSON mode's grammar: llama.cpp's `grammars/json.gbnf` (an object at the
 /// top level; strings without raw control characters; bounded whitespace,
 /// so a small model cannot pad forever).
@@ -67,6 +90,9 @@ pub(crate) struct Plan {
     pub(crate) top_k: i32,
     pub(crate) seed: u32,
     pub(crate) json: bool,
+    /// With a JSON schema: its top-level required keys, which the grammar
+    /// then puts first and in order (values stay any JSON).
+    pub(crate) json_keys: Vec<String>,
     pub(crate) stops: Vec<String>,
     pub(crate) ignore_eos: bool,
     pub(crate) include_usage: bool,
@@ -137,6 +163,7 @@ impl Plan {
             top_k,
             seed,
             json: request.wants_json(),
+            json_keys: request.json_required_keys(),
             stops: request.stop_sequences(),
             ignore_eos,
             include_usage,
@@ -368,7 +395,7 @@ impl Job<'_> {
         }
         if plan.json {
             chain.push(
-                LlamaSampler::grammar(model, JSON_GRAMMAR, "root")
+                LlamaSampler::grammar(model, &json_grammar(&plan.json_keys), "root")
                     .map_err(|e| self.failed(format!("the JSON grammar did not load: {e}")))?,
             );
         }
@@ -486,5 +513,21 @@ impl<'s> Emitter<'s> {
         let mut response = self.assembler.finish();
         response.object = "chat.completion".into();
         response
+    }
+}
+
+#[cfg(test)]
+mod grammar_tests {
+    use super::json_grammar;
+
+    #[test]
+    fn required_keys_lead_the_top_level_object() {
+        let grammar = json_grammar(&["findings".to_string()]);
+        assert!(
+            grammar.contains(r#"root ::= "{" ws "\"findings\"" ws ":" ws value"#),
+            "{grammar}"
+        );
+        assert_eq!(json_grammar(&[]), super::JSON_GRAMMAR);
+        assert_eq!(json_grammar(&["a b".to_string()]), super::JSON_GRAMMAR);
     }
 }

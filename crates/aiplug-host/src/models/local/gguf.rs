@@ -42,6 +42,7 @@ pub struct GgufSummary {
 /// Why a file is not a usable GGUF. The messages are written for people:
 /// they say what is wrong; the caller adds the path and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GgufError {
     /// The file could not be read.
     #[error("cannot read it: {0}")]
