@@ -13,6 +13,7 @@ use crate::error::{CallError, LoadError, Stage};
 use crate::loader::{CallScope, FilterOutcome, HookFailure, HookStatus, HostServices, Output};
 use crate::manifest::{Hook, Manifest, PluginKind};
 use crate::models::{ChatModel, ChatRequest, ChatResponse, ChunkSink, ModelCall, ModelError, ModelInfo};
+use crate::observe::{CallStats, Observer};
 use crate::pipeline::{self, LoadEnv};
 use crate::registry::{LoadedPlugin, PluginInfo, PluginState, Registry, Snapshot};
 use crate::session::{InMemorySessionStore, SessionStore};
@@ -32,6 +33,7 @@ pub struct HostBuilder {
     init_timeout: Duration,
     unload_grace: Duration,
     max_nesting: u32,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Default for HostBuilder {
@@ -51,7 +53,14 @@ impl HostBuilder {
             init_timeout: Duration::from_secs(10),
             unload_grace: Duration::from_secs(5),
             max_nesting: 4,
+            observer: None,
         }
+    }
+
+    /// Reports every hook and model call to `observer` (for metrics).
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> HostBuilder {
+        self.observer = Some(observer);
+        self
     }
 
     /// Replaces the session store (e.g. a shared one for several replicas).
@@ -98,9 +107,11 @@ impl HostBuilder {
                 models: self.models,
                 default_model: self.default_model,
                 failures: Mutex::new(BTreeMap::new()),
+                reload_failures: Mutex::new(HashMap::new()),
                 init_timeout: self.init_timeout,
                 unload_grace: self.unload_grace,
                 max_nesting: self.max_nesting,
+                observer: self.observer,
             }),
         }
     }
@@ -121,6 +132,8 @@ pub struct CallOptions {
     caller: Option<String>,
     /// Plugin-calls-model nesting depth.
     depth: u32,
+    /// Model time spent by this call, nested calls included.
+    pub stats: Arc<CallStats>,
 }
 
 impl CallOptions {
@@ -214,6 +227,31 @@ pub enum UnloadError {
     },
 }
 
+/// Why a reload did not happen, or did not finish cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// No plugin with that id is loaded.
+    #[error("no loaded plugin has id {0:?}")]
+    NotLoaded(String),
+    /// The new version failed a load stage; the old one keeps serving.
+    #[error("the new version was refused and the loaded one keeps serving: {0}")]
+    Load(#[from] LoadError),
+    /// The manifest on disk now names another plugin.
+    #[error("{path} now declares plugin {found:?}, not {id:?}; the loaded version keeps serving")]
+    IdChanged {
+        /// The id reloaded.
+        id: String,
+        /// The id the manifest declares now.
+        found: String,
+        /// The manifest.
+        path: PathBuf,
+    },
+    /// The new version serves, but the old one did not unload cleanly.
+    #[error("the new version serves, but unloading the old one failed: {0}")]
+    Unload(UnloadError),
+}
+
 /// The plugin host. Cheap to share: clone the `Arc` you keep it in.
 /// Dropping it unloads every plugin.
 pub struct Host {
@@ -227,9 +265,13 @@ struct Shared {
     default_model: Option<String>,
     /// Plugins whose last load failed, by manifest path.
     failures: Mutex<BTreeMap<PathBuf, PluginInfo>>,
+    /// Why the last reload of an active plugin failed, by id (the old
+    /// version kept serving).
+    reload_failures: Mutex<HashMap<String, String>>,
     init_timeout: Duration,
     unload_grace: Duration,
     max_nesting: u32,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Host {
@@ -244,6 +286,7 @@ impl Host {
                 other_ids: &HashMap::new(),
                 services: Arc::clone(shared) as Arc<dyn HostServices>,
                 init_timeout: shared.init_timeout,
+                replacing: None,
             };
             let plugin = pipeline::load(path, &env, &mut |stage, detail| {
                 tracing::debug!(path = %path.display(), %stage, %detail, "load stage passed");
@@ -286,7 +329,20 @@ impl Host {
     /// Every plugin: the loaded ones and those whose last load failed, by id.
     pub fn plugins(&self) -> Vec<PluginInfo> {
         let snapshot = self.shared.registry.snapshot();
-        let mut all: Vec<PluginInfo> = snapshot.by_id.values().map(|p| p.info()).collect();
+        let reload_failures = self
+            .shared
+            .reload_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<PluginInfo> = snapshot
+            .by_id
+            .values()
+            .map(|p| PluginInfo {
+                diagnosis: reload_failures.get(p.id()).cloned(),
+                ..p.info()
+            })
+            .collect();
+        drop(reload_failures);
         let failures = self.shared.failures.lock().unwrap_or_else(|p| p.into_inner());
         all.extend(failures.values().cloned());
         all.sort_by(|a, b| a.id.cmp(&b.id).then(a.manifest_path.cmp(&b.manifest_path)));
@@ -311,7 +367,7 @@ impl Host {
         drop(snapshot);
         let task = if plugin.id() == target { "" } else { target };
         self.shared
-            .with_scope(&plugin, task, options, |scope| {
+            .with_scope(&plugin, "invoke", task, options, |scope| {
                 plugin.instance.invoke(scope, input)
             })
             .map_err(|f| call_error(plugin.id(), "invoke", f))
@@ -344,9 +400,12 @@ impl Host {
     /// A chat completion through the whole pipeline: request filters, the
     /// model (streaming chunks to `stream` when given), response filters.
     ///
-    /// Response filters see the assembled response; with `stream` set the
-    /// chunks have already gone out by then (filtering a live stream comes
-    /// with the server).
+    /// Response filters see the whole answer before the caller sees any of
+    /// it: with a response filter loaded, a stream is generated whole,
+    /// filtered, and then handed to `stream` as chunks (the caller's
+    /// first byte comes later, but a guard cannot be bypassed by streaming).
+    /// Without response filters chunks go to `stream` as the model makes
+    /// them.
     pub fn infer(
         &self,
         request: &ChatRequest,
@@ -373,6 +432,21 @@ impl Host {
         self.shared.default_model.as_deref()
     }
 
+    /// Gets the default model ready to answer (a local model loads its
+    /// weights), so a server can tell when the first request will not wait.
+    pub fn warm_default_model(&self) -> Result<(), ModelError> {
+        let name = self.shared.default_model.as_ref().ok_or(ModelError::NoModel)?;
+        let model = self
+            .shared
+            .models
+            .get(name)
+            .ok_or_else(|| ModelError::UnknownModel {
+                name: name.clone(),
+                known: self.shared.models.keys().cloned().collect(),
+            })?;
+        model.warm()
+    }
+
     /// Ends a session: drops its stored values and tells each plugin that
     /// stored something in it (`on_session_end`). Returns the plugins told.
     pub fn end_session(&self, session_id: &str) -> Vec<String> {
@@ -387,15 +461,86 @@ impl Host {
         for id in &touched {
             if let Some(plugin) = snapshot.by_id.get(id) {
                 let options = CallOptions::new();
-                let result = self.shared.with_scope(plugin, "", &options, |scope| {
-                    plugin.instance.on_session_end(scope, session_id)
-                });
+                let result = self
+                    .shared
+                    .with_scope(plugin, "on_session_end", "", &options, |scope| {
+                        plugin.instance.on_session_end(scope, session_id)
+                    });
                 if let Err(f) = result {
                     tracing::warn!(plugin = %id, error = %f.message, "on_session_end failed");
                 }
             }
         }
         touched
+    }
+
+    /// Loads the plugin `id` again from its manifest and swaps the new
+    /// version in atomically: calls already running finish on the old
+    /// version, new calls reach the new one. The old version is then
+    /// drained, gets `on_unload` and is closed. When the new version fails
+    /// any load stage the old one keeps serving and the diagnosis is kept
+    /// in [`Host::plugins`] until a reload succeeds.
+    pub fn reload(&self, id: &str) -> Result<PluginInfo, ReloadError> {
+        let shared = &self.shared;
+        let current = shared.registry.snapshot().by_id.get(id).cloned();
+        let Some(current) = current else {
+            return Err(ReloadError::NotLoaded(id.to_string()));
+        };
+        let path = current.manifest_path.clone();
+        drop(current);
+        let result = shared.registry.write(|snapshot| {
+            let env = LoadEnv {
+                registry: snapshot,
+                other_ids: &HashMap::new(),
+                services: Arc::clone(shared) as Arc<dyn HostServices>,
+                init_timeout: shared.init_timeout,
+                replacing: Some(id),
+            };
+            let plugin = pipeline::load(&path, &env, &mut |stage, detail| {
+                tracing::debug!(plugin = id, %stage, %detail, "reload stage passed");
+            })?;
+            if plugin.id() != id {
+                let found = plugin.id().to_string();
+                let _ = shared.retire(Arc::new(plugin));
+                return Err(ReloadError::IdChanged {
+                    id: id.to_string(),
+                    found,
+                    path: path.clone(),
+                });
+            }
+            let plugin = Arc::new(plugin);
+            let old = shared.registry.replace_locked(Arc::clone(&plugin));
+            Ok((plugin, old))
+        });
+        let mut reload_failures = shared.reload_failures.lock().unwrap_or_else(|p| p.into_inner());
+        let (plugin, old) = match result {
+            Ok(swapped) => {
+                reload_failures.remove(id);
+                swapped
+            }
+            Err(error) => {
+                let diagnosis = match &error {
+                    ReloadError::Load(e) => format!("{} stage: {}; fix: {}", e.stage(), e.kind(), e.fix()),
+                    other => other.to_string(),
+                };
+                tracing::warn!(plugin = id, %diagnosis, "reload refused; the loaded version keeps serving");
+                reload_failures.insert(id.to_string(), diagnosis);
+                drop(reload_failures);
+                if let Some(observer) = &shared.observer {
+                    observer.reload(id, false);
+                }
+                return Err(error);
+            }
+        };
+        drop(reload_failures);
+        if let Some(observer) = &shared.observer {
+            observer.reload(id, true);
+        }
+        tracing::info!(plugin = id, version = %plugin.manifest.version, "plugin reloaded");
+        if let Some(old) = old {
+            shared.retire(old).map_err(ReloadError::Unload)?;
+        }
+        Ok(plugin.info())
     }
 
     /// Unloads the plugin `id`: removes it from the registry (new calls no
@@ -423,6 +568,7 @@ impl Host {
             other_ids,
             services: Arc::clone(&self.shared) as Arc<dyn HostServices>,
             init_timeout: self.shared.init_timeout,
+            replacing: None,
         };
         let mut sha256 = None;
         let result = pipeline::load(path, &env, &mut |stage, detail| {
@@ -570,6 +716,7 @@ impl Shared {
     fn with_scope<T>(
         &self,
         plugin: &LoadedPlugin,
+        hook: &'static str,
         task: &str,
         options: &CallOptions,
         f: impl FnOnce(&CallScope<'_>) -> Result<T, HookFailure>,
@@ -585,8 +732,16 @@ impl Shared {
             cancel: &options.cancel,
             deadline,
             depth: options.depth,
+            stats: Some(&options.stats),
         };
-        f(&scope)
+        let _span = tracing::debug_span!("hook", plugin = plugin.id(), hook).entered();
+        let Some(observer) = &self.observer else {
+            return f(&scope);
+        };
+        let start = Instant::now();
+        let result = f(&scope);
+        observer.hook_call(plugin.id(), hook, start.elapsed(), result.is_ok());
+        result
     }
 
     fn filter_request<'a>(
@@ -602,7 +757,7 @@ impl Shared {
             }
             let input: &[u8] = current.as_deref().unwrap_or(request_json);
             let outcome = self
-                .with_scope(plugin, "", options, |scope| {
+                .with_scope(plugin, "on_request", "", options, |scope| {
                     plugin.instance.on_request(scope, input)
                 })
                 .map_err(|f| call_error(plugin.id(), "on_request", f))?;
@@ -640,7 +795,7 @@ impl Shared {
             }
             let input: &[u8] = current.as_deref().unwrap_or(response_json);
             let replaced = self
-                .with_scope(plugin, "", options, |scope| {
+                .with_scope(plugin, "on_response", "", options, |scope| {
                     plugin.instance.on_response(scope, request_json, input)
                 })
                 .map_err(|f| call_error(plugin.id(), "on_response", f))?;
@@ -690,21 +845,56 @@ impl Shared {
             cancel: &options.cancel,
             deadline: options.deadline,
         };
-        let response = model.chat(request, call, stream)?;
-        if snapshot.response_filters.is_empty() {
-            return Ok(response);
+        // Response filters see an answer before any of it leaves: with one
+        // in the way a stream is generated whole, filtered, then replayed
+        // (so `stream: true` cannot bypass a guard).
+        let caller = options.caller.as_deref();
+        let filtering = snapshot.response_filters.iter().any(|p| Some(p.id()) != caller);
+        let (live, held) = if filtering { (None, stream) } else { (stream, None) };
+        let response = self.call_model(&name, model.as_ref(), request, call, options, live)?;
+        let response = if filtering {
+            let response_bytes =
+                serde_json::to_vec(&response).map_err(|e| ModelError::Protocol(e.to_string()))?;
+            match self.filter_response(&snapshot, &filtered, &response_bytes, options)? {
+                Cow::Borrowed(_) => response,
+                Cow::Owned(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                    CallError::Model(ModelError::Provider {
+                        model: name,
+                        message: format!("a response filter produced an invalid chat response: {e}"),
+                    })
+                })?,
+            }
+        } else {
+            response
+        };
+        if let Some(sink) = held {
+            for chunk in response.to_chunks(request.include_usage()) {
+                sink(&chunk);
+            }
         }
-        let response_bytes =
-            serde_json::to_vec(&response).map_err(|e| ModelError::Protocol(e.to_string()))?;
-        match self.filter_response(&snapshot, &filtered, &response_bytes, options)? {
-            Cow::Borrowed(_) => Ok(response),
-            Cow::Owned(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                CallError::Model(ModelError::Provider {
-                    model: name,
-                    message: format!("a response filter produced an invalid chat response: {e}"),
-                })
-            }),
+        Ok(response)
+    }
+
+    /// One model call, timed for the call's stats and the observer.
+    fn call_model(
+        &self,
+        name: &str,
+        model: &dyn ChatModel,
+        request: &ChatRequest,
+        call: ModelCall<'_>,
+        options: &CallOptions,
+        stream: Option<ChunkSink<'_>>,
+    ) -> Result<ChatResponse, ModelError> {
+        let _span = tracing::info_span!("model", model = name).entered();
+        let start = Instant::now();
+        options.stats.model_call_started(start);
+        let result = model.chat(request, call, stream);
+        let elapsed = start.elapsed();
+        options.stats.add_model_call(elapsed);
+        if let Some(observer) = &self.observer {
+            observer.model_call(name, elapsed, result.as_ref());
         }
+        result
     }
 
     /// Drains, calls `on_unload` and drops a plugin already out of the registry.
@@ -722,7 +912,9 @@ impl Shared {
             std::thread::sleep(Duration::from_millis(1));
         }
         let options = CallOptions::new().timeout(self.unload_grace);
-        let result = self.with_scope(&plugin, "", &options, |scope| plugin.instance.on_unload(scope));
+        let result = self.with_scope(&plugin, "on_unload", "", &options, |scope| {
+            plugin.instance.on_unload(scope)
+        });
         drop(plugin);
         tracing::info!(plugin = %id, "plugin unloaded");
         result.map_err(|f| UnloadError::OnUnload {
@@ -796,6 +988,7 @@ impl HostServices for Shared {
             cancel,
             caller: Some(scope.plugin_id.to_string()),
             depth: scope.depth + 1,
+            stats: scope.stats.cloned().unwrap_or_default(),
         };
         match self.infer(&request, &options, None) {
             Ok(response) => serde_json::to_vec(&response).map_err(|e| fail(HookStatus::Failed, &e)),

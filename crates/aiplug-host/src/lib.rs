@@ -29,6 +29,7 @@ mod host;
 mod loader;
 pub mod manifest;
 pub mod models;
+pub mod observe;
 mod pipeline;
 mod registry;
 pub mod session;
@@ -38,9 +39,11 @@ pub use error::{
     Stage, SymbolsError,
 };
 pub use host::{
-    plugin_dirs, CallOptions, DoctorReport, DoctorRow, Host, HostBuilder, StageOutcome, UnloadError,
+    plugin_dirs, CallOptions, DoctorReport, DoctorRow, Host, HostBuilder, ReloadError, StageOutcome,
+    UnloadError,
 };
 pub use loader::Output;
 pub use manifest::{Hook, Manifest, ManifestError, PluginKind};
+pub use observe::{CallStats, Observer};
 pub use registry::{PluginInfo, PluginState};
 pub use tokio_util::sync::CancellationToken;

@@ -27,6 +27,9 @@ pub(crate) struct LoadEnv<'a> {
     pub(crate) services: Arc<dyn HostServices>,
     /// How long `on_load` may take.
     pub(crate) init_timeout: Duration,
+    /// The id of the plugin this load replaces (a reload): its id and tasks
+    /// are not duplicates.
+    pub(crate) replacing: Option<&'a str>,
 }
 
 /// Told about each stage that passed, with a one-line detail.
@@ -259,7 +262,12 @@ fn identity(
             return Err(mismatch("tasks", declared.join(", "), library.tasks.join(", ")));
         }
     }
-    if let Some(existing) = env.registry.by_id.get(&manifest.id) {
+    if let Some(existing) = env
+        .registry
+        .by_id
+        .get(&manifest.id)
+        .filter(|p| Some(p.id()) != env.replacing)
+    {
         return Err(IdentityError::DuplicateId {
             id: manifest.id.clone(),
             existing: existing.manifest_path.clone(),
@@ -274,7 +282,11 @@ fn identity(
         }
     }
     for task in &library.tasks {
-        if let Some(owner) = env.registry.resolve(task) {
+        if let Some(owner) = env
+            .registry
+            .resolve(task)
+            .filter(|p| Some(p.id()) != env.replacing)
+        {
             return Err(IdentityError::DuplicateTask {
                 task: task.clone(),
                 owner: owner.id().to_string(),
@@ -314,6 +326,7 @@ fn init(manifest: &Manifest, instance: Arc<dyn Instance>, env: &LoadEnv<'_>) -> 
                 cancel: &thread_cancel,
                 deadline: Some(deadline),
                 depth: 0,
+                stats: None,
             };
             let result = instance.on_load(&scope, &config);
             if done_tx.send(result.clone()).is_err() && result.is_ok() {

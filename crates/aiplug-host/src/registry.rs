@@ -65,6 +65,24 @@ impl LoadedPlugin {
     }
 }
 
+impl PluginInfo {
+    /// The JSON form `aiplug plugins list --json` and the admin API share.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "version": self.version,
+            "kind": self.kind.to_string(),
+            "hooks": self.hooks.iter().map(|h| h.name()).collect::<Vec<_>>(),
+            "tasks": self.tasks,
+            "priority": self.priority,
+            "state": self.state.to_string(),
+            "manifest": self.manifest_path,
+            "sha256": self.sha256,
+            "diagnosis": self.diagnosis,
+        })
+    }
+}
+
 /// What `aiplug plugins list` shows about a plugin.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginInfo {
@@ -171,6 +189,19 @@ impl Registry {
         let old = self.current.load();
         let plugins = old.by_id.values().cloned().chain(std::iter::once(plugin));
         self.current.store(Arc::new(Snapshot::build(plugins)));
+    }
+
+    /// Puts `plugin` in place of the plugin with the same id (atomically:
+    /// a call sees the old version or the new one) and returns the old one.
+    /// The caller has checked identity under [`Registry::write`].
+    pub(crate) fn replace_locked(&self, plugin: Arc<LoadedPlugin>) -> Option<Arc<LoadedPlugin>> {
+        let old = self.current.load();
+        let replaced = old.by_id.get(plugin.id()).cloned();
+        let id = plugin.id().to_string();
+        let others = old.by_id.values().filter(|p| p.id() != id).cloned();
+        self.current
+            .store(Arc::new(Snapshot::build(others.chain(std::iter::once(plugin)))));
+        replaced
     }
 
     /// Removes the plugin with `id` and returns it.

@@ -29,6 +29,9 @@ pub struct Config {
     /// `[models.NAME]` entries added to (or replacing) the built-in ones.
     #[serde(default)]
     pub models: BTreeMap<String, ModelEntry>,
+    /// `[server]`: read by `aiplug serve` (its fields are checked there).
+    #[serde(default)]
+    pub server: Option<toml::Value>,
 }
 
 /// `[plugins]`.

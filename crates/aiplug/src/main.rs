@@ -168,6 +168,27 @@ enum Command {
         #[command(flatten)]
         generation: GenerationArgs,
     },
+    /// Serve an OpenAI-compatible API with the plugins applied on every call.
+    ///
+    /// Any OpenAI client works: point its base URL at http://ADDR/v1. Routes:
+    ///   POST /v1/chat/completions       request filters, model, response filters (SSE with stream)
+    ///   GET  /v1/models
+    ///   POST /v1/tasks/TASK             a plugin's invoke service by task (e.g. code-review)
+    ///   POST /v1/plugins/ID/invoke      a plugin's invoke service by id
+    ///   GET  /admin/plugins             POST /admin/plugins/ID/reload
+    ///   GET  /healthz  /readyz  /metrics (Prometheus)
+    /// Keys: [server] api_keys / AIPLUG_API_KEYS (Authorization: Bearer KEY),
+    /// admin_keys / AIPLUG_ADMIN_KEYS for /admin. With no keys only loopback
+    /// clients are served. X-Session-Id (or the request's `user`) selects the
+    /// plugin session. SIGTERM or Ctrl-C: finish in-flight requests (up to
+    /// [server] shutdown_grace_secs), unload plugins, exit.
+    #[cfg(feature = "server")]
+    #[command(verbatim_doc_comment)]
+    Serve {
+        /// Address to listen on (default: [server] listen, else 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,7 +257,12 @@ enum PluginsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.global);
+    // A server's log is its record of requests: info by default.
+    #[cfg(feature = "server")]
+    let serving = matches!(cli.command, Command::Serve { .. });
+    #[cfg(not(feature = "server"))]
+    let serving = false;
+    init_logging(&cli.global, serving);
     let result = match cli.command {
         Command::Plugins(PluginsCommand::List { json }) => commands::plugins::list(&cli.global, json),
         Command::Plugins(PluginsCommand::Inspect { path, json }) => commands::plugins::inspect(&path, json),
@@ -278,6 +304,8 @@ fn main() -> ExitCode {
             },
         ),
         Command::Chat { generation } => commands::infer::chat(&cli.global, generation.into_generation()),
+        #[cfg(feature = "server")]
+        Command::Serve { listen } => commands::serve::run(&cli.global, listen),
     };
     match result {
         Ok(code) => code,
@@ -288,12 +316,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(global: &Global) {
+fn init_logging(global: &Global, serving: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match global.verbose {
+        0 if serving => "info",
         0 => "warn",
         1 => "info",
         _ => "debug",
+    };
+    // llama.cpp reports every context it creates at info level: noise in a
+    // server's request log unless asked for (-vv or RUST_LOG).
+    let default = match default {
+        "info" => "info,llama-cpp-2=warn",
+        other => other,
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()

@@ -97,6 +97,8 @@ pub(crate) struct CallScope<'a> {
     pub(crate) cancel: &'a CancellationToken,
     pub(crate) deadline: Option<Instant>,
     pub(crate) depth: u32,
+    /// The model-time account of the call this hook serves, if any.
+    pub(crate) stats: Option<&'a std::sync::Arc<crate::observe::CallStats>>,
 }
 
 impl CallScope<'_> {

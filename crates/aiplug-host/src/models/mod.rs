@@ -73,6 +73,13 @@ pub trait ChatModel: Send + Sync {
     /// What the model is (for `aiplug models` and `GET /v1/models`).
     fn info(&self) -> ModelInfo;
 
+    /// Gets the model ready to answer (a local model maps and loads its
+    /// weights), so the first request does not pay for it and a server can
+    /// say when it is ready. Remote models have nothing to do.
+    fn warm(&self) -> Result<(), ModelError> {
+        Ok(())
+    }
+
     /// Runs one chat completion. With `stream` set, calls it with each chunk
     /// (OpenAI's `chat.completion.chunk` shape) as the model produces it, and
     /// still returns the assembled response. Implementations stop promptly

@@ -351,6 +351,10 @@ impl ChatModel for Unavailable {
         self.info.clone()
     }
 
+    fn warm(&self) -> Result<(), ModelError> {
+        Err(self.error.clone())
+    }
+
     fn chat(
         &self,
         _: &ChatRequest,

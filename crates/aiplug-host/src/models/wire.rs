@@ -60,6 +60,16 @@ pub struct ChatRequest {
 }
 
 impl ChatRequest {
+    /// Whether a stream should end with a usage chunk
+    /// (`stream_options.include_usage`).
+    pub fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
     /// A request with one user message.
     pub fn user(text: impl Into<String>) -> ChatRequest {
         ChatRequest {
@@ -216,6 +226,66 @@ impl ChatResponse {
     /// The first choice's text, or empty.
     pub fn text(&self) -> String {
         self.choices.first().map(|c| c.message.text()).unwrap_or_default()
+    }
+
+    /// The response as a stream would have carried it: per choice a chunk
+    /// with the role, reasoning and text, then one with the finish reason,
+    /// and with `include_usage` a last chunk with the usage and no choices.
+    /// [`ChunkAssembler`] folds these back into this response. Used to
+    /// stream an answer that had to be complete first (response filters
+    /// see the whole answer before any of it leaves).
+    pub fn to_chunks(&self, include_usage: bool) -> Vec<ChatChunk> {
+        let chunk = |choices: Vec<ChunkChoice>| ChatChunk {
+            id: self.id.clone(),
+            object: chunk_object(),
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            system_fingerprint: self.system_fingerprint.clone(),
+            ..ChatChunk::default()
+        };
+        let mut chunks = Vec::with_capacity(2 * self.choices.len() + 1);
+        for choice in &self.choices {
+            let message = &choice.message;
+            let text = message.text();
+            chunks.push(chunk(vec![ChunkChoice {
+                index: choice.index,
+                delta: Delta {
+                    role: Some(message.role.clone()),
+                    content: (!text.is_empty() || message.tool_calls.is_none()).then_some(text),
+                    reasoning_content: message.reasoning_content.clone(),
+                    // Stream fragments carry their position in `index`.
+                    tool_calls: message.tool_calls.as_ref().map(|calls| {
+                        calls
+                            .iter()
+                            .enumerate()
+                            .map(|(i, call)| {
+                                let mut call = call.clone();
+                                if let Some(fields) = call.as_object_mut() {
+                                    fields.entry("index").or_insert(Value::from(i));
+                                }
+                                call
+                            })
+                            .collect()
+                    }),
+                    ..Delta::default()
+                },
+                ..ChunkChoice::default()
+            }]));
+            chunks.push(chunk(vec![ChunkChoice {
+                index: choice.index,
+                finish_reason: choice.finish_reason.clone(),
+                logprobs: choice.logprobs.clone(),
+                ..ChunkChoice::default()
+            }]));
+        }
+        if include_usage {
+            chunks.push(ChatChunk {
+                usage: self.usage.clone(),
+                ..chunk(Vec::new())
+            });
+        }
+        chunks
     }
 }
 
@@ -452,6 +522,24 @@ fn merge_tool_calls(calls: &mut Vec<Value>, fragments: &[Value]) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_response_replayed_as_chunks_assembles_to_itself() {
+        let response: super::ChatResponse = serde_json::from_value(serde_json::json!({
+            "id": "r1", "object": "chat.completion", "created": 7, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "hello", "reasoning_content": "hm"}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+        }))
+        .unwrap();
+        let chunks = response.to_chunks(true);
+        assert_eq!(chunks.len(), 3);
+        assert!(chunks[2].choices.is_empty() && chunks[2].usage.is_some());
+        let mut assembler = super::ChunkAssembler::new();
+        chunks.iter().for_each(|c| assembler.push(c));
+        assert_eq!(assembler.finish(), response);
+        assert!(response.to_chunks(false).iter().all(|c| c.usage.is_none()));
+    }
+
     use super::*;
 
     #[test]

@@ -6,6 +6,8 @@ pub mod models;
 pub mod plugins;
 pub mod review;
 pub mod run;
+#[cfg(feature = "server")]
+pub mod serve;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -35,9 +37,20 @@ pub fn model_table(global: &Global) -> anyhow::Result<ModelTable> {
 /// directories loaded. Refused plugins are returned for the caller to
 /// report; the host keeps the rest.
 pub fn load_host(global: &Global) -> anyhow::Result<(Host, Vec<LoadError>)> {
+    load_host_observed(global, None)
+}
+
+/// [`load_host`] with an observer of every hook and model call (metrics).
+pub fn load_host_observed(
+    global: &Global,
+    observer: Option<std::sync::Arc<dyn aiplug_host::Observer>>,
+) -> anyhow::Result<(Host, Vec<LoadError>)> {
     let dirs = plugin_dirs(global)?;
     let table = model_table(global)?;
     let mut builder = HostBuilder::new();
+    if let Some(observer) = observer {
+        builder = builder.observer(observer);
+    }
     for (name, model) in table.models {
         builder = builder.model(name, model);
     }

@@ -14,7 +14,7 @@ pub fn list(global: &Global, as_json: bool) -> anyhow::Result<ExitCode> {
     let (host, _refused) = super::load_host(global)?; // failures are listed below
     let plugins = host.plugins();
     if as_json {
-        let items: Vec<_> = plugins.iter().map(info_json).collect();
+        let items: Vec<_> = plugins.iter().map(PluginInfo::to_json).collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -65,7 +65,7 @@ pub fn inspect(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
         }
     };
     let (manifest, _) = Manifest::from_path(path)?;
-    let mut value = info_json(&info);
+    let mut value = info.to_json();
     value["description"] = json!(manifest.description);
     value["entry"] = json!(manifest.entry_path(&info.manifest_path));
     value["unloadable"] = json!(manifest.unloadable);
@@ -108,21 +108,6 @@ pub fn inspect(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     }
     print!("{}", table(&rows));
     Ok(ExitCode::SUCCESS)
-}
-
-fn info_json(p: &PluginInfo) -> serde_json::Value {
-    json!({
-        "id": p.id,
-        "version": p.version,
-        "kind": p.kind.to_string(),
-        "hooks": p.hooks.iter().map(|h| h.name()).collect::<Vec<_>>(),
-        "tasks": p.tasks,
-        "priority": p.priority,
-        "state": p.state.to_string(),
-        "manifest": p.manifest_path,
-        "sha256": p.sha256,
-        "diagnosis": p.diagnosis,
-    })
 }
 
 fn dash(s: &str) -> String {

@@ -352,6 +352,10 @@ impl ChatModel for LocalModel {
         }
     }
 
+    fn warm(&self) -> Result<(), ModelError> {
+        self.load()
+    }
+
     fn chat(
         &self,
         request: &ChatRequest,
