@@ -8,6 +8,10 @@ mod plugins;
 mod remote;
 mod review;
 mod run;
+#[cfg(feature = "server")]
+mod serve;
+#[cfg(feature = "server")]
+mod serve_openai;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,1 @@
+//! `aiplug serve` driven over HTTP the way a client drives it.

@@ -1,0 +1,1 @@
+//! `aiplug serve` driven by the official `openai` Python package.
