@@ -16,8 +16,8 @@ use crate::models::{ChatResponse, ModelError};
 /// and every model call it makes. Called on the calling thread right after
 /// the work, so implementations must be cheap (an atomic add, not I/O).
 pub trait Observer: Send + Sync {
-    /// A plugin hook returned (`ok` is false for failures, panics,
-    /// rejections and cancellations alike).
+    /// A plugin hook returned. `ok` is false when it failed, panicked or
+    /// was cancelled; a filter that rejects a request did its job (`ok`).
     fn hook_call(&self, plugin: &str, hook: &'static str, elapsed: Duration, ok: bool) {
         let _ = (plugin, hook, elapsed, ok);
     }

@@ -180,3 +180,157 @@ fn cancellation_and_deadlines_reach_native_plugins() {
         b"slept"
     );
 }
+
+/// A model that streams its answer in two chunks.
+struct Streamer;
+
+impl ChatModel for Streamer {
+    fn info(&self) -> ModelInfo {
+        ModelInfo::default()
+    }
+
+    fn chat(
+        &self,
+        _request: &ChatRequest,
+        _call: ModelCall<'_>,
+        stream: Option<ChunkSink<'_>>,
+    ) -> Result<ChatResponse, ModelError> {
+        let chunk = |content: Option<&str>, finish: Option<&str>| aiplug_host::models::ChatChunk {
+            id: "s".into(),
+            choices: vec![aiplug_host::models::wire::ChunkChoice {
+                delta: aiplug_host::models::wire::Delta {
+                    content: content.map(str::to_string),
+                    ..Default::default()
+                },
+                finish_reason: finish.map(str::to_string),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let chunks = [chunk(Some("secret "), None), chunk(Some("answer"), Some("stop"))];
+        let mut assembler = aiplug_host::models::ChunkAssembler::new();
+        for c in &chunks {
+            assembler.push(c);
+        }
+        if let Some(sink) = stream {
+            chunks.iter().for_each(|c| sink(c));
+        }
+        Ok(assembler.finish())
+    }
+}
+
+fn streamed_text(host: &aiplug_host::Host) -> (String, ChatResponse) {
+    let mut text = String::new();
+    let mut sink = |chunk: &aiplug_host::models::ChatChunk| {
+        for choice in &chunk.choices {
+            text.push_str(choice.delta.content.as_deref().unwrap_or(""));
+        }
+    };
+    let response = host
+        .infer(&ChatRequest::user("hi"), &CallOptions::new(), Some(&mut sink))
+        .unwrap();
+    (text, response)
+}
+
+#[test]
+fn streaming_cannot_bypass_a_response_filter() {
+    let dir = tempdir();
+    // No response filter: chunks pass as the model makes them.
+    let host = HostBuilder::new().model("streamer", Arc::new(Streamer)).build();
+    assert_eq!(streamed_text(&host).0, "secret answer");
+
+    // With one, the streamed text is the filtered text, not the raw answer.
+    host.load(&behaviour(dir.path(), "b", "response_suffix = \" [checked]\""))
+        .unwrap();
+    let (text, response) = streamed_text(&host);
+    assert_eq!(text, "secret answer [checked]");
+    assert_eq!(response.text(), text);
+}
+
+#[test]
+fn reload_swaps_versions_and_a_refused_reload_keeps_the_old_one() {
+    let dir = tempdir();
+    let host = host();
+    let path = behaviour(dir.path(), "b", "");
+    host.load(&path).unwrap();
+    let before = host.plugins();
+    let info = host.reload("test-behaviour").unwrap();
+    assert_eq!(info.id, "test-behaviour");
+    assert_eq!(host.plugins().len(), before.len(), "replaced, not added");
+    assert_eq!(
+        &*host.invoke("echo", b"still here", &CallOptions::new()).unwrap(),
+        b"still here"
+    );
+
+    // A broken artefact: the reload is refused at a load stage, the loaded
+    // version keeps serving, and the diagnosis is listed.
+    std::fs::write(path.join("libtest_behaviour.so"), b"not a library").unwrap();
+    let error = host.reload("test-behaviour").unwrap_err();
+    assert!(matches!(error, aiplug_host::ReloadError::Load(_)), "{error}");
+    assert_eq!(
+        &*host.invoke("echo", b"old one", &CallOptions::new()).unwrap(),
+        b"old one"
+    );
+    let listed = host.plugins();
+    let plugin = listed.iter().find(|p| p.id == "test-behaviour").unwrap();
+    assert_eq!(plugin.state, aiplug_host::PluginState::Active);
+    let diagnosis = plugin.diagnosis.as_deref().unwrap_or_default();
+    assert!(diagnosis.contains("fix:"), "{diagnosis}");
+
+    assert!(matches!(
+        host.reload("nobody").unwrap_err(),
+        aiplug_host::ReloadError::NotLoaded(_)
+    ));
+}
+
+#[derive(Default)]
+struct Counting {
+    hooks: Mutex<Vec<(String, &'static str, bool)>>,
+    models: Mutex<Vec<String>>,
+}
+
+impl aiplug_host::Observer for Counting {
+    fn hook_call(&self, plugin: &str, hook: &'static str, _elapsed: Duration, ok: bool) {
+        self.hooks.lock().unwrap().push((plugin.to_string(), hook, ok));
+    }
+
+    fn model_call(&self, model: &str, _elapsed: Duration, _result: Result<&ChatResponse, &ModelError>) {
+        self.models.lock().unwrap().push(model.to_string());
+    }
+}
+
+#[test]
+fn the_observer_sees_every_hook_and_model_call_and_stats_add_up() {
+    let dir = tempdir();
+    let observer = Arc::new(Counting::default());
+    let host = HostBuilder::new()
+        .model("recorder", Arc::new(Recorder::default()))
+        .observer(observer.clone())
+        .build();
+    host.load(&behaviour(dir.path(), "b", "reject_word = \"forbidden\""))
+        .unwrap();
+    let options = CallOptions::new();
+    host.infer(&ChatRequest::user("fine"), &options, None).unwrap();
+    assert_eq!(options.stats.model_calls(), 1);
+    assert!(options.stats.first_model_start().is_some());
+    let rejected = host
+        .infer(&ChatRequest::user("forbidden"), &CallOptions::new(), None)
+        .unwrap_err();
+    assert!(matches!(rejected, CallError::Rejected { .. }), "{rejected}");
+    let hooks = observer.hooks.lock().unwrap().clone();
+    let on_request: Vec<bool> = hooks
+        .iter()
+        .filter(|(p, h, _)| p == "test-behaviour" && *h == "on_request")
+        .map(|(_, _, ok)| *ok)
+        .collect();
+    // A rejection is the filter doing its job: an ok call, not an error.
+    assert_eq!(on_request, [true, true], "{hooks:?}");
+    assert!(hooks.iter().any(|(_, h, _)| *h == "on_response"), "{hooks:?}");
+    assert_eq!(*observer.models.lock().unwrap(), ["recorder"]);
+
+    // A plugin's own infer counts into the call that invoked it.
+    let options = CallOptions::new();
+    host.invoke("host-api", b"infer recorder hello", &options)
+        .unwrap();
+    assert_eq!(options.stats.model_calls(), 1);
+}
