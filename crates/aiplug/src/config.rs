@@ -31,6 +31,7 @@ pub struct Config {
     pub models: BTreeMap<String, ModelEntry>,
     /// `[server]`: read by `aiplug serve` (its fields are checked there).
     #[serde(default)]
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub server: Option<toml::Value>,
 }
 
