@@ -26,6 +26,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use serde_json::{json, Value};
 
@@ -229,6 +230,14 @@ async fn serve(args: Args) -> std::io::Result<()> {
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("listening on {}", listener.local_addr()?);
+    // Without TCP_NODELAY a response written in more than one piece waits
+    // for the client's delayed ACK (up to 40 ms on Linux) on a kept-alive
+    // connection.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            eprintln!("mock-backend: cannot set TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             // An error here means no signal handler: then serve until killed.
