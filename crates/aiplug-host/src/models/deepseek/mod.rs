@@ -205,6 +205,12 @@ impl DeepSeekProvider {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(settings.connect_timeout))
+            // ureq keeps 3 idle connections per host by default: behind a
+            // gateway serving 8 requests at once, every fourth call then
+            // opened a new connection (bench/gateway: ~15% more CPU per
+            // request, RSS up by a third at 64 at once).
+            .max_idle_connections(256)
+            .max_idle_connections_per_host(64)
             .user_agent(format!("aiplug/{}", env!("CARGO_PKG_VERSION")))
             .build();
         let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), LiteralFirst::default());
