@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::OwnedSemaphorePermit;
@@ -58,11 +58,14 @@ pub(crate) async fn gate(
         Access::Api
     };
     let span = tracing::info_span!("request", id = %id, %method, %route, %peer);
+    let body = has_body(request.headers());
     async move {
         let mut response = match admit(&state, access, peer, &request) {
             Err(error) => {
                 tracing::debug!(status = error.status.as_u16(), code = error.code, "refused");
-                error.into_response()
+                let mut response = error.into_response();
+                close_if_unread(body, &mut response);
+                response
             }
             Ok(slot) => {
                 let extensions = request.extensions_mut();
@@ -71,7 +74,11 @@ pub(crate) async fn gate(
                 if let Some(slot) = slot {
                     extensions.insert(slot);
                 }
-                next.run(request).await
+                let mut response = next.run(request).await;
+                if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    close_if_unread(body, &mut response);
+                }
+                response
             }
         };
         if let Ok(value) = HeaderValue::from_str(&id) {
@@ -85,6 +92,28 @@ pub(crate) async fn gate(
     }
     .instrument(span)
     .await
+}
+
+/// Whether the request carries a body.
+pub(crate) fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
+/// Marks `response` `Connection: close` when it answers a request whose
+/// body was not read (a refusal, a body over the limit). hyper closes such
+/// a connection after the response unless the rest of the body is already
+/// there; without the header a client would put the connection back in its
+/// pool and see its next request fail on a closed socket.
+pub(crate) fn close_if_unread(body: bool, response: &mut Response) {
+    if body {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
 }
 
 /// Auth, then a concurrency slot for API routes.

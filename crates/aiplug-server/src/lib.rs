@@ -125,6 +125,7 @@ impl Server {
                 Arc::clone(&state),
                 gate::gate,
             ))
+            .method_not_allowed_fallback(services::method_not_allowed)
             .fallback(services::unknown_route)
             .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body_bytes))
             .with_state(state)

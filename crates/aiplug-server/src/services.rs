@@ -222,13 +222,34 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+/// A known path with a method it does not serve: an OpenAI-shaped `405`
+/// (axum adds the `Allow` header).
+pub(crate) async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        "method_not_allowed",
+        format!("{} does not serve {method}", uri.path()),
+    )
+    .into_response();
+    crate::gate::close_if_unread(crate::gate::has_body(&headers), &mut response);
+    response
+}
+
 /// Any other path: an OpenAI-shaped `404`.
-pub(crate) async fn unknown_route(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(
+pub(crate) async fn unknown_route(uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    let mut response = ApiError::not_found(
         "unknown_route",
         format!(
             "no route {}: the API is under /v1 (chat/completions, models, tasks/TASK, plugins/ID/invoke)",
             uri.path()
         ),
     )
+    .into_response();
+    crate::gate::close_if_unread(crate::gate::has_body(&headers), &mut response);
+    response
 }
