@@ -52,6 +52,8 @@ struct State {
     script: Mutex<Script>,
     requests: Mutex<Vec<Request>>,
     connections: std::sync::atomic::AtomicUsize,
+    /// Connections whose serving thread has not ended yet.
+    open: std::sync::atomic::AtomicUsize,
 }
 
 enum Script {
@@ -78,6 +80,7 @@ impl DeepSeekServer {
             script: Mutex::new(script),
             requests: Mutex::new(Vec::new()),
             connections: std::sync::atomic::AtomicUsize::new(0),
+            open: std::sync::atomic::AtomicUsize::new(0),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let accept = {
@@ -92,10 +95,18 @@ impl DeepSeekServer {
                         }
                         let Ok(stream) = stream else { continue };
                         state.connections.fetch_add(1, Ordering::SeqCst);
-                        let state = Arc::clone(&state);
-                        let _ = std::thread::Builder::new()
-                            .name("deepseek-conn".into())
-                            .spawn(move || serve(stream, &state));
+                        state.open.fetch_add(1, Ordering::SeqCst);
+                        let conn_state = Arc::clone(&state);
+                        let spawned =
+                            std::thread::Builder::new()
+                                .name("deepseek-conn".into())
+                                .spawn(move || {
+                                    serve(stream, &conn_state);
+                                    conn_state.open.fetch_sub(1, Ordering::SeqCst);
+                                });
+                        if spawned.is_err() {
+                            state.open.fetch_sub(1, Ordering::SeqCst);
+                        }
                     }
                 })
                 .expect("spawn the server thread")
@@ -129,6 +140,14 @@ impl DeepSeekServer {
     /// connections opens one for many requests).
     pub fn connection_count(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// How many connections are open now: accepted and not yet closed
+    /// (by the client, or by the server after a reply that ends it). A
+    /// client that gives up on a reply midway closes its connection, and
+    /// the count drops once the server's next write fails.
+    pub fn open_connections(&self) -> usize {
+        self.state.open.load(Ordering::SeqCst)
     }
 
     /// How many requests arrived so far.
