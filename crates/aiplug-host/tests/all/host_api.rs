@@ -213,7 +213,7 @@ impl ChatModel for Streamer {
             assembler.push(c);
         }
         if let Some(sink) = stream {
-            chunks.iter().for_each(|c| sink(c));
+            chunks.iter().for_each(sink);
         }
         Ok(assembler.finish())
     }
