@@ -49,6 +49,8 @@
 #   STREAM_TARGETS  streaming section (default "direct nginx aiplug litellm-1";
 #                 empty to skip it)
 #   DELAY_MS      the backend's fixed delay per completion (default 0)
+#   AIPLUG_LOG    RUST_LOG for aiplug (default warn: no per-request log line,
+#                 as nginx runs with access_log off)
 #   WRK_THREADS   wrk threads (default 1: wrk takes the least CPU from the
 #                 others; one thread drives 64 connections easily)
 # Installs what is missing: nginx and wrk (apt-get), LiteLLM (pip, into
@@ -66,6 +68,7 @@ targets=${TARGETS:-direct nginx aiplug litellm-1 litellm-2}
 stream_targets=${STREAM_TARGETS-direct nginx aiplug litellm-1}
 delay_ms=${DELAY_MS:-0}
 wrk_threads=${WRK_THREADS:-1}
+aiplug_log=${AIPLUG_LOG:-warn}
 clk_tck=$(getconf CLK_TCK)
 
 log() { printf 'bench/gateway: %s\n' "$*" >&2; }
@@ -249,7 +252,7 @@ EOF
 
 start_aiplug() {
     local addr
-    start "$work/aiplug.log" target/release/aiplug serve --listen 127.0.0.1:0 --config "$work/aiplug.toml"
+    start "$work/aiplug.log" env RUST_LOG="$aiplug_log" target/release/aiplug serve --listen 127.0.0.1:0 --config "$work/aiplug.toml"
     gw_pid=$last_pid
     addr=$(wait_for_log "$gw_pid" "$work/aiplug.log" 'listening on http://[0-9.:]+' 30) || {
         why="aiplug serve did not start: $(tail -n 5 "$work/aiplug.log")"
@@ -428,6 +431,7 @@ dirs = ["$plugins"]
 EOF
 
 : >"$results"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 log "backend on $backend_addr (delay ${delay_ms} ms); ${warmup} s warm-up + ${duration} s per run"
 for name in $targets; do run_target "$name" chat; done
 for name in $stream_targets; do run_target "$name" stream; done
@@ -435,7 +439,7 @@ for name in $stream_targets; do run_target "$name" stream; done
 # --- the table
 echo
 echo "gateway benchmark: ${duration} s per run after ${warmup} s warm-up, backend delay ${delay_ms} ms," \
-    "$(nproc) cores, wrk ${wrk_threads} thread(s)"
+    "$(nproc) cores, wrk ${wrk_threads} thread(s), load average $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after"
 awk -F'\t' -v tck="$clk_tck" '
     function ms(us) { return sprintf("%.2f", us / 1000) }
     $3 == "unavailable" { order[++n] = $0; next }
