@@ -4,18 +4,19 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{CallError, LoadError, Stage};
+use crate::error::{CallError, Stage};
 use crate::loader::{CallScope, FilterOutcome, HookFailure, HookStatus, HostServices, Output};
-use crate::manifest::{Hook, Manifest, PluginKind};
+use crate::manifest::Hook;
 use crate::models::{ChatModel, ChatRequest, ChatResponse, ChunkSink, ModelCall, ModelError, ModelInfo};
 use crate::observe::{CallStats, Observer};
 use crate::pipeline::{self, LoadEnv};
-use crate::registry::{LoadedPlugin, PluginInfo, PluginState, Registry, Snapshot};
+use crate::lifecycle::Lifecycle;
+use crate::registry::{LoadedPlugin, Registry, Snapshot};
 use crate::session::{InMemorySessionStore, SessionStore};
 
 /// Builds a [`Host`].
@@ -34,6 +35,7 @@ pub struct HostBuilder {
     unload_grace: Duration,
     max_nesting: u32,
     observer: Option<Arc<dyn Observer>>,
+    session_ttl: Option<Duration>,
 }
 
 impl Default for HostBuilder {
@@ -54,7 +56,16 @@ impl HostBuilder {
             unload_grace: Duration::from_secs(5),
             max_nesting: 4,
             observer: None,
+            session_ttl: Some(Duration::from_secs(30 * 60)),
         }
+    }
+
+    /// Sessions unused this long end, and the plugins that stored
+    /// something in them get `on_session_end` (default 30 minutes; `None`:
+    /// sessions end only when [`Host::end_session`] is called).
+    pub fn session_ttl(mut self, ttl: Option<Duration>) -> HostBuilder {
+        self.session_ttl = ttl;
+        self
     }
 
     /// Reports every hook and model call to `observer` (for metrics).
@@ -100,20 +111,39 @@ impl HostBuilder {
 
     /// Builds the host; no plugins are loaded yet.
     pub fn build(self) -> Host {
-        Host {
-            shared: Arc::new(Shared {
-                registry: Registry::default(),
-                sessions: self.sessions,
-                models: self.models,
-                default_model: self.default_model,
-                failures: Mutex::new(BTreeMap::new()),
-                reload_failures: Mutex::new(HashMap::new()),
-                init_timeout: self.init_timeout,
-                unload_grace: self.unload_grace,
-                max_nesting: self.max_nesting,
-                observer: self.observer,
-            }),
+        let shared = Arc::new(Shared {
+            registry: Registry::default(),
+            sessions: self.sessions,
+            models: self.models,
+            default_model: self.default_model,
+            lifecycle: Lifecycle::default(),
+            init_timeout: self.init_timeout,
+            unload_grace: self.unload_grace,
+            max_nesting: self.max_nesting,
+            observer: self.observer,
+        });
+        if let Some(ttl) = self.session_ttl {
+            spawn_session_janitor(Arc::downgrade(&shared), ttl);
         }
+        Host { shared }
+    }
+}
+
+/// Ends idle sessions every quarter of `ttl` (10 ms to 30 s) until the host
+/// is dropped.
+fn spawn_session_janitor(shared: std::sync::Weak<Shared>, ttl: Duration) {
+    let every = (ttl / 4).clamp(Duration::from_millis(10), Duration::from_secs(30));
+    let spawned = std::thread::Builder::new()
+        .name("aiplug-sessions".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            shared.expire_sessions(ttl);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the session expiry thread: idle sessions will not expire");
     }
 }
 
@@ -200,155 +230,27 @@ pub enum StageOutcome {
     Skipped,
 }
 
-/// Why an unload did not finish cleanly (the plugin is gone from the
-/// registry either way).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum UnloadError {
-    /// No plugin with that id is loaded.
-    #[error("no loaded plugin has id {0:?}")]
-    NotLoaded(String),
-    /// In-flight calls did not finish within the grace period; the library
-    /// is left mapped (it is closed when the last call returns).
-    #[error("plugin {id:?} still had calls in flight after {grace:?}; on_unload was skipped and the library stays mapped until they finish")]
-    DrainTimeout {
-        /// The plugin.
-        id: String,
-        /// The grace period.
-        grace: Duration,
-    },
-    /// `on_unload` failed or panicked.
-    #[error("plugin {id:?}: on_unload failed: {message}")]
-    OnUnload {
-        /// The plugin.
-        id: String,
-        /// What it said.
-        message: String,
-    },
-}
-
-/// Why a reload did not happen, or did not finish cleanly.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReloadError {
-    /// No plugin with that id is loaded.
-    #[error("no loaded plugin has id {0:?}")]
-    NotLoaded(String),
-    /// The new version failed a load stage; the old one keeps serving.
-    #[error("the new version was refused and the loaded one keeps serving: {0}")]
-    Load(#[from] LoadError),
-    /// The manifest on disk now names another plugin.
-    #[error("{path} now declares plugin {found:?}, not {id:?}; the loaded version keeps serving")]
-    IdChanged {
-        /// The id reloaded.
-        id: String,
-        /// The id the manifest declares now.
-        found: String,
-        /// The manifest.
-        path: PathBuf,
-    },
-    /// The new version serves, but the old one did not unload cleanly.
-    #[error("the new version serves, but unloading the old one failed: {0}")]
-    Unload(UnloadError),
-}
-
 /// The plugin host. Cheap to share: clone the `Arc` you keep it in.
 /// Dropping it unloads every plugin.
 pub struct Host {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
-struct Shared {
-    registry: Registry,
-    sessions: Arc<dyn SessionStore>,
-    models: BTreeMap<String, Arc<dyn ChatModel>>,
-    default_model: Option<String>,
-    /// Plugins whose last load failed, by manifest path.
-    failures: Mutex<BTreeMap<PathBuf, PluginInfo>>,
-    /// Why the last reload of an active plugin failed, by id (the old
-    /// version kept serving).
-    reload_failures: Mutex<HashMap<String, String>>,
-    init_timeout: Duration,
-    unload_grace: Duration,
-    max_nesting: u32,
-    observer: Option<Arc<dyn Observer>>,
+pub(crate) struct Shared {
+    pub(crate) registry: Registry,
+    pub(crate) sessions: Arc<dyn SessionStore>,
+    pub(crate) models: BTreeMap<String, Arc<dyn ChatModel>>,
+    pub(crate) default_model: Option<String>,
+    /// Plugins that are not active (loading, draining, failed, unloaded),
+    /// and diagnoses of active ones.
+    pub(crate) lifecycle: Lifecycle,
+    pub(crate) init_timeout: Duration,
+    pub(crate) unload_grace: Duration,
+    pub(crate) max_nesting: u32,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
 }
 
 impl Host {
-    /// Loads the plugin at `path` (a directory or its `plugin.toml`) through
-    /// every stage and registers it. A failure is kept for
-    /// [`Host::plugins`] and returned; the host keeps running.
-    pub fn load(&self, path: &Path) -> Result<PluginInfo, LoadError> {
-        let shared = &self.shared;
-        let result: Result<Arc<LoadedPlugin>, LoadError> = shared.registry.write(|snapshot| {
-            let env = LoadEnv {
-                registry: snapshot,
-                other_ids: &HashMap::new(),
-                services: Arc::clone(shared) as Arc<dyn HostServices>,
-                init_timeout: shared.init_timeout,
-                replacing: None,
-            };
-            let plugin = pipeline::load(path, &env, &mut |stage, detail| {
-                tracing::debug!(path = %path.display(), %stage, %detail, "load stage passed");
-            })?;
-            let plugin = Arc::new(plugin);
-            shared.registry.insert_locked(Arc::clone(&plugin));
-            Ok(plugin)
-        });
-        let mut failures = shared.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match result {
-            Ok(plugin) => {
-                failures.remove(&plugin.manifest_path);
-                tracing::info!(plugin = plugin.id(), version = %plugin.manifest.version, "plugin loaded");
-                Ok(plugin.info())
-            }
-            Err(error) => {
-                tracing::debug!(%error, fix = %error.fix(), "plugin refused");
-                // Loading an active plugin again is refused, but the plugin
-                // itself is fine: do not list it as failed.
-                let active = shared
-                    .registry
-                    .snapshot()
-                    .by_id
-                    .values()
-                    .any(|p| p.manifest_path == error.manifest_path);
-                if !active {
-                    failures.insert(error.manifest_path.clone(), failed_info(&error));
-                }
-                Err(error)
-            }
-        }
-    }
-
-    /// Loads every plugin directory under `dir` (each subdirectory with a
-    /// `plugin.toml`, or `dir` itself when it has one), in name order.
-    pub fn load_dir(&self, dir: &Path) -> Vec<Result<PluginInfo, LoadError>> {
-        plugin_dirs(dir).iter().map(|p| self.load(p)).collect()
-    }
-
-    /// Every plugin: the loaded ones and those whose last load failed, by id.
-    pub fn plugins(&self) -> Vec<PluginInfo> {
-        let snapshot = self.shared.registry.snapshot();
-        let reload_failures = self
-            .shared
-            .reload_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let mut all: Vec<PluginInfo> = snapshot
-            .by_id
-            .values()
-            .map(|p| PluginInfo {
-                diagnosis: reload_failures.get(p.id()).cloned(),
-                ..p.info()
-            })
-            .collect();
-        drop(reload_failures);
-        let failures = self.shared.failures.lock().unwrap_or_else(|p| p.into_inner());
-        all.extend(failures.values().cloned());
-        all.sort_by(|a, b| a.id.cmp(&b.id).then(a.manifest_path.cmp(&b.manifest_path)));
-        all
-    }
-
     /// Runs the `invoke` service of the plugin with id `target`, or of the
     /// plugin serving the task `target`. The input is borrowed by the plugin,
     /// not copied; the output stays in the plugin's buffer.
@@ -457,103 +359,8 @@ impl Host {
                 return Vec::new();
             }
         };
-        let snapshot = self.shared.registry.snapshot();
-        for id in &touched {
-            if let Some(plugin) = snapshot.by_id.get(id) {
-                let options = CallOptions::new();
-                let result = self
-                    .shared
-                    .with_scope(plugin, "on_session_end", "", &options, |scope| {
-                        plugin.instance.on_session_end(scope, session_id)
-                    });
-                if let Err(f) = result {
-                    tracing::warn!(plugin = %id, error = %f.message, "on_session_end failed");
-                }
-            }
-        }
+        self.shared.notify_session_end(session_id, &touched);
         touched
-    }
-
-    /// Loads the plugin `id` again from its manifest and swaps the new
-    /// version in atomically: calls already running finish on the old
-    /// version, new calls reach the new one. The old version is then
-    /// drained, gets `on_unload` and is closed. When the new version fails
-    /// any load stage the old one keeps serving and the diagnosis is kept
-    /// in [`Host::plugins`] until a reload succeeds.
-    pub fn reload(&self, id: &str) -> Result<PluginInfo, ReloadError> {
-        let shared = &self.shared;
-        let current = shared.registry.snapshot().by_id.get(id).cloned();
-        let Some(current) = current else {
-            return Err(ReloadError::NotLoaded(id.to_string()));
-        };
-        let path = current.manifest_path.clone();
-        drop(current);
-        let result = shared.registry.write(|snapshot| {
-            let env = LoadEnv {
-                registry: snapshot,
-                other_ids: &HashMap::new(),
-                services: Arc::clone(shared) as Arc<dyn HostServices>,
-                init_timeout: shared.init_timeout,
-                replacing: Some(id),
-            };
-            let plugin = pipeline::load(&path, &env, &mut |stage, detail| {
-                tracing::debug!(plugin = id, %stage, %detail, "reload stage passed");
-            })?;
-            if plugin.id() != id {
-                let found = plugin.id().to_string();
-                let _ = shared.retire(Arc::new(plugin));
-                return Err(ReloadError::IdChanged {
-                    id: id.to_string(),
-                    found,
-                    path: path.clone(),
-                });
-            }
-            let plugin = Arc::new(plugin);
-            let old = shared.registry.replace_locked(Arc::clone(&plugin));
-            Ok((plugin, old))
-        });
-        let mut reload_failures = shared.reload_failures.lock().unwrap_or_else(|p| p.into_inner());
-        let (plugin, old) = match result {
-            Ok(swapped) => {
-                reload_failures.remove(id);
-                swapped
-            }
-            Err(error) => {
-                let diagnosis = match &error {
-                    ReloadError::Load(e) => format!("{} stage: {}; fix: {}", e.stage(), e.kind(), e.fix()),
-                    other => other.to_string(),
-                };
-                tracing::warn!(plugin = id, %diagnosis, "reload refused; the loaded version keeps serving");
-                reload_failures.insert(id.to_string(), diagnosis);
-                drop(reload_failures);
-                if let Some(observer) = &shared.observer {
-                    observer.reload(id, false);
-                }
-                return Err(error);
-            }
-        };
-        drop(reload_failures);
-        if let Some(observer) = &shared.observer {
-            observer.reload(id, true);
-        }
-        tracing::info!(plugin = id, version = %plugin.manifest.version, "plugin reloaded");
-        if let Some(old) = old {
-            shared.retire(old).map_err(ReloadError::Unload)?;
-        }
-        Ok(plugin.info())
-    }
-
-    /// Unloads the plugin `id`: removes it from the registry (new calls no
-    /// longer reach it), waits up to the grace period for in-flight calls,
-    /// calls `on_unload`, and closes the library (unless the manifest says
-    /// it cannot be unloaded).
-    pub fn unload(&self, id: &str) -> Result<(), UnloadError> {
-        let plugin = self
-            .shared
-            .registry
-            .remove(id)
-            .ok_or_else(|| UnloadError::NotLoaded(id.to_string()))?;
-        self.shared.retire(plugin)
     }
 
     /// Runs every load stage on the plugin at `path` without registering it,
@@ -639,54 +446,6 @@ impl Drop for Host {
     }
 }
 
-/// The plugin directories under `dir`: `dir` itself when it has a
-/// manifest, else each direct subdirectory that has one, sorted.
-pub fn plugin_dirs(dir: &Path) -> Vec<PathBuf> {
-    if dir.join(crate::manifest::MANIFEST_FILE).is_file() {
-        return vec![dir.to_path_buf()];
-    }
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.join(crate::manifest::MANIFEST_FILE).is_file())
-        .collect();
-    dirs.sort();
-    dirs
-}
-
-fn failed_info(error: &LoadError) -> PluginInfo {
-    let manifest = Manifest::from_path(&error.manifest_path).ok().map(|(m, _)| m);
-    PluginInfo {
-        id: error.label.clone(),
-        version: manifest
-            .as_ref()
-            .map(|m| m.version.to_string())
-            .unwrap_or_default(),
-        kind: manifest.as_ref().map_or(PluginKind::Native, |m| m.kind),
-        hooks: manifest
-            .as_ref()
-            .and_then(|m| m.hooks.clone())
-            .unwrap_or_default(),
-        tasks: manifest
-            .as_ref()
-            .and_then(|m| m.tasks.clone())
-            .unwrap_or_default(),
-        priority: manifest.as_ref().map_or(0, |m| m.priority),
-        state: PluginState::Failed,
-        manifest_path: error.manifest_path.clone(),
-        sha256: None,
-        unloadable: manifest.as_ref().is_none_or(|m| m.unloadable),
-        description: manifest.map(|m| m.description).unwrap_or_default(),
-        diagnosis: Some(format!(
-            "{} stage: {}; fix: {}",
-            error.stage(),
-            error.kind(),
-            error.fix()
-        )),
-    }
-}
-
 fn call_error(plugin: &str, hook: &'static str, failure: HookFailure) -> CallError {
     let plugin = plugin.to_string();
     let message = failure.message;
@@ -707,13 +466,47 @@ fn call_error(plugin: &str, hook: &'static str, failure: HookFailure) -> CallErr
             plugin,
             reason: message,
         },
+        HookStatus::Trapped => CallError::Trapped { plugin, hook, message },
+        HookStatus::Limit(limit) => CallError::LimitExceeded { plugin, hook, limit, message },
     }
 }
 
 impl Shared {
+    /// Calls `on_session_end` of each plugin in `plugins` that is loaded.
+    fn notify_session_end(&self, session_id: &str, plugins: &[String]) {
+        let snapshot = self.registry.snapshot();
+        for id in plugins {
+            let Some(plugin) = snapshot.by_id.get(id) else {
+                continue;
+            };
+            if !plugin.hooks.contains(&Hook::OnSessionEnd) {
+                continue;
+            }
+            let options = CallOptions::new();
+            let result = self.with_scope(plugin, "on_session_end", "", &options, |scope| {
+                plugin.instance.on_session_end(scope, session_id)
+            });
+            if let Err(f) = result {
+                tracing::warn!(plugin = %id, error = %f.message, "on_session_end failed");
+            }
+        }
+    }
+
+    /// Ends the sessions idle for `ttl` and tells their plugins.
+    fn expire_sessions(&self, ttl: Duration) {
+        match self.sessions.end_idle_sessions(ttl) {
+            Ok(ended) => {
+                for (session, plugins) in ended {
+                    tracing::debug!(%session, "session expired");
+                    self.notify_session_end(&session, &plugins);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "expiring sessions failed"),
+        }
+    }
     /// Runs `f` with a call scope for `plugin`; the deadline is the sooner of
     /// the caller's and the plugin's `limits.timeout_ms`.
-    fn with_scope<T>(
+    pub(crate) fn with_scope<T>(
         &self,
         plugin: &LoadedPlugin,
         hook: &'static str,
@@ -735,6 +528,7 @@ impl Shared {
             stats: Some(&options.stats),
         };
         let _span = tracing::debug_span!("hook", plugin = plugin.id(), hook).entered();
+        let _in_flight = plugin.enter();
         let Some(observer) = &self.observer else {
             return f(&scope);
         };
@@ -897,31 +691,6 @@ impl Shared {
         result
     }
 
-    /// Drains, calls `on_unload` and drops a plugin already out of the registry.
-    fn retire(&self, plugin: Arc<LoadedPlugin>) -> Result<(), UnloadError> {
-        let id = plugin.id().to_string();
-        // Every in-flight call holds a clone of the Arc; wait for them.
-        let drain_until = Instant::now() + self.unload_grace;
-        while Arc::strong_count(&plugin) > 1 {
-            if Instant::now() >= drain_until {
-                return Err(UnloadError::DrainTimeout {
-                    id,
-                    grace: self.unload_grace,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let options = CallOptions::new().timeout(self.unload_grace);
-        let result = self.with_scope(&plugin, "on_unload", "", &options, |scope| {
-            plugin.instance.on_unload(scope)
-        });
-        drop(plugin);
-        tracing::info!(plugin = %id, "plugin unloaded");
-        result.map_err(|f| UnloadError::OnUnload {
-            id,
-            message: f.message,
-        })
-    }
 }
 
 fn check_json(plugin: &str, hook: &'static str, bytes: &[u8]) -> Result<(), CallError> {

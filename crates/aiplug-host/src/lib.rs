@@ -26,6 +26,7 @@
 
 mod error;
 mod host;
+mod lifecycle;
 mod loader;
 pub mod manifest;
 pub mod models;
@@ -33,15 +34,14 @@ pub mod observe;
 mod pipeline;
 mod registry;
 pub mod session;
+pub mod watch;
 
 pub use error::{
-    AbiError, CallError, FormatError, IdentityError, InitError, IntegrityError, LoadError, LoadErrorKind,
-    Stage, SymbolsError,
+    AbiError, CallError, FormatError, IdentityError, InitError, IntegrityError, Limit, LoadError,
+    LoadErrorKind, Stage, SymbolsError,
 };
-pub use host::{
-    plugin_dirs, CallOptions, DoctorReport, DoctorRow, Host, HostBuilder, ReloadError, StageOutcome,
-    UnloadError,
-};
+pub use host::{CallOptions, DoctorReport, DoctorRow, Host, HostBuilder, StageOutcome};
+pub use lifecycle::{plugin_dirs, ReloadError, SyncChange, UnloadError};
 pub use loader::Output;
 pub use manifest::{Hook, Manifest, ManifestError, PluginKind};
 pub use observe::{CallStats, Observer};

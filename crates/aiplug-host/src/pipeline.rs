@@ -11,7 +11,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{FormatError, IdentityError, InitError, IntegrityError, LoadError, LoadErrorKind, Stage};
+use crate::error::{IdentityError, InitError, IntegrityError, LoadError, LoadErrorKind, Stage};
 use crate::loader::{CallScope, HookStatus, HostServices, Instance};
 use crate::manifest::{Manifest, PluginKind};
 use crate::registry::{LoadedPlugin, Snapshot};
@@ -102,15 +102,7 @@ pub(crate) fn load(path: &Path, env: &LoadEnv<'_>, observe: Observer<'_>) -> Res
     // format, symbols, ABI: per tier
     let (instance, library_meta) = match manifest.kind {
         PluginKind::Native => native_stages(&manifest, &entry, &bytes, observe).map_err(fail)?,
-        PluginKind::Wasm => {
-            return Err(fail(
-                FormatError::Unsupported {
-                    kind: PluginKind::Wasm,
-                    feature: "wasm",
-                }
-                .into(),
-            ))
-        }
+        PluginKind::Wasm => wasm_stages(&manifest, &entry, &bytes, env, observe).map_err(fail)?,
     };
 
     // identity
@@ -133,14 +125,14 @@ pub(crate) fn load(path: &Path, env: &LoadEnv<'_>, observe: Observer<'_>) -> Res
     init(&manifest, Arc::clone(&instance), env).map_err(|e| fail(e.into()))?;
     observe(Stage::Init, "on_load returned ok".to_string());
 
-    Ok(LoadedPlugin {
-        tasks: library_meta.tasks,
-        hooks,
-        sha256,
-        manifest_path,
+    Ok(LoadedPlugin::new(
         manifest,
+        manifest_path,
+        sha256,
+        hooks,
+        library_meta.tasks,
         instance,
-    })
+    ))
 }
 
 /// What the artefact says about itself.
@@ -218,9 +210,90 @@ fn native_stages(
     _: &[u8],
     _: Observer<'_>,
 ) -> Result<(Arc<dyn Instance>, LibraryMeta), LoadErrorKind> {
-    Err(FormatError::Unsupported {
+    Err(crate::error::FormatError::Unsupported {
         kind: PluginKind::Native,
         feature: "native",
+    }
+    .into())
+}
+
+/// Format, symbols and ABI stages of a wasm component: a valid component
+/// (not a core module, not truncated), compiled once; it exports
+/// `aiplug:plugin/guest` of a supported world version and its imports are
+/// satisfiable; its exports have that version's types and its metadata
+/// (read from a first instance) lists the manifest's hooks.
+#[cfg(feature = "wasm")]
+fn wasm_stages(
+    manifest: &Manifest,
+    entry: &Path,
+    bytes: &[u8],
+    env: &LoadEnv<'_>,
+    observe: Observer<'_>,
+) -> Result<(Arc<dyn Instance>, LibraryMeta), LoadErrorKind> {
+    use crate::error::AbiError;
+    use crate::loader::wasm::{self, LinkError};
+
+    let started = std::time::Instant::now();
+    let component = wasm::compile(entry, bytes)?;
+    observe(
+        Stage::Format,
+        format!(
+            "WebAssembly component, {} KiB, compiled in {} ms",
+            bytes.len().div_ceil(1024),
+            started.elapsed().as_millis()
+        ),
+    );
+
+    let linked = match wasm::link(entry, &component) {
+        Ok(linked) => linked,
+        Err(LinkError::Symbols(e)) => return Err(e.into()),
+        Err(LinkError::Abi(e)) => {
+            observe(Stage::Symbols, format!("exports {}", wasm::GUEST_INTERFACE));
+            return Err(e.into());
+        }
+    };
+    observe(
+        Stage::Symbols,
+        format!(
+            "exports {}@{}; {} imports satisfied",
+            wasm::GUEST_INTERFACE,
+            linked.version,
+            linked.imports
+        ),
+    );
+
+    let version = linked.version;
+    let (plugin, meta) = wasm::bind(linked, manifest, &env.services, env.init_timeout)?;
+    if let Some(declared) = &manifest.hooks {
+        if let Some(missing) = declared.iter().find(|h| !meta.hooks.contains(h)) {
+            return Err(AbiError::MissingHook { hook: missing.name() }.into());
+        }
+    }
+    observe(
+        Stage::Abi,
+        format!("world aiplug:plugin@{version}; hooks: {}", hook_names(&meta.hooks)),
+    );
+    Ok((
+        Arc::new(plugin),
+        LibraryMeta {
+            id: meta.id,
+            version: meta.version,
+            tasks: meta.tasks,
+        },
+    ))
+}
+
+#[cfg(not(feature = "wasm"))]
+fn wasm_stages(
+    _: &Manifest,
+    _: &Path,
+    _: &[u8],
+    _: &LoadEnv<'_>,
+    _: Observer<'_>,
+) -> Result<(Arc<dyn Instance>, LibraryMeta), LoadErrorKind> {
+    Err(crate::error::FormatError::Unsupported {
+        kind: PluginKind::Wasm,
+        feature: "wasm",
     }
     .into())
 }

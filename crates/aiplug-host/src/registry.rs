@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -17,16 +18,36 @@ use crate::manifest::{Hook, Manifest, PluginKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PluginState {
+    /// Going through the load stages.
+    Loading,
     /// Loaded and taking calls.
     Active,
+    /// Replaced or being unloaded: takes no new calls, finishing the ones
+    /// in flight.
+    Draining,
+    /// Unloaded (its directory was removed, or it was unloaded on request).
+    Unloaded,
     /// Refused at some load stage; see its diagnosis.
     Failed,
+}
+
+impl PluginState {
+    const ALL: [PluginState; 5] = [
+        PluginState::Loading,
+        PluginState::Active,
+        PluginState::Draining,
+        PluginState::Unloaded,
+        PluginState::Failed,
+    ];
 }
 
 impl std::fmt::Display for PluginState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            PluginState::Loading => "loading",
             PluginState::Active => "active",
+            PluginState::Draining => "draining",
+            PluginState::Unloaded => "unloaded",
             PluginState::Failed => "failed",
         })
     }
@@ -40,11 +61,71 @@ pub(crate) struct LoadedPlugin {
     pub(crate) hooks: BTreeSet<Hook>,
     pub(crate) tasks: Vec<String>,
     pub(crate) instance: Arc<dyn Instance>,
+    /// SHA-256 over the manifest and the artefact as they were on disk
+    /// before this version loaded: a reload of unchanged files is skipped.
+    pub(crate) fingerprint: String,
+    /// Calls running in this version now.
+    in_flight: AtomicUsize,
+    /// Active, then Draining once replaced or unloaded, then Unloaded.
+    state: AtomicU8,
+}
+
+/// Counts one call in flight for as long as it lives.
+pub(crate) struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
 }
 
 impl LoadedPlugin {
+    pub(crate) fn new(
+        manifest: Manifest,
+        manifest_path: PathBuf,
+        sha256: String,
+        hooks: BTreeSet<Hook>,
+        tasks: Vec<String>,
+        instance: Arc<dyn Instance>,
+    ) -> LoadedPlugin {
+        LoadedPlugin {
+            manifest,
+            manifest_path,
+            sha256,
+            hooks,
+            tasks,
+            instance,
+            fingerprint: String::new(),
+            in_flight: AtomicUsize::new(0),
+            state: AtomicU8::new(PluginState::Active as u8),
+        }
+    }
+
     pub(crate) fn id(&self) -> &str {
         &self.manifest.id
+    }
+
+    /// Marks a call entering this version; the guard marks it leaving.
+    pub(crate) fn enter(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Acquire);
+        InFlight(&self.in_flight)
+    }
+
+    /// Calls running in this version now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn state(&self) -> PluginState {
+        let raw = self.state.load(Ordering::Acquire);
+        PluginState::ALL
+            .into_iter()
+            .find(|s| *s as u8 == raw)
+            .unwrap_or(PluginState::Active)
+    }
+
+    pub(crate) fn set_state(&self, state: PluginState) {
+        self.state.store(state as u8, Ordering::Release);
     }
 
     pub(crate) fn info(&self) -> PluginInfo {
@@ -55,12 +136,13 @@ impl LoadedPlugin {
             hooks: self.hooks.iter().copied().collect(),
             tasks: self.tasks.clone(),
             priority: self.manifest.priority,
-            state: PluginState::Active,
+            state: self.state(),
             manifest_path: self.manifest_path.clone(),
             sha256: Some(self.sha256.clone()),
             unloadable: self.manifest.unloadable,
             description: self.manifest.description.clone(),
             diagnosis: None,
+            in_flight: self.in_flight(),
         }
     }
 }
@@ -78,6 +160,7 @@ impl PluginInfo {
             "state": self.state.to_string(),
             "manifest": self.manifest_path,
             "sha256": self.sha256,
+            "in_flight": self.in_flight,
             "diagnosis": self.diagnosis,
         })
     }
@@ -109,8 +192,11 @@ pub struct PluginInfo {
     pub unloadable: bool,
     /// The manifest's description.
     pub description: String,
-    /// For failed plugins: the diagnosis (stage, cause, fix).
+    /// Why it failed to load, why its last reload was refused, or why its
+    /// unload did not finish cleanly (stage or step, cause, fix).
     pub diagnosis: Option<String>,
+    /// Calls running in this version now.
+    pub in_flight: usize,
 }
 
 /// One immutable view of the loaded plugins.

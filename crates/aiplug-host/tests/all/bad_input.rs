@@ -187,7 +187,15 @@ fn duplicate_id_is_refused_never_double_registered() {
     let first = fixture(dir.path(), "twin", &[("FIXTURE_TASK", "\"t\"")], "");
     host.load(&first).unwrap();
 
-    // The same directory twice.
+    // The same files twice: the same version, so nothing happens (on_load
+    // runs once per version).
+    let again = host.load(&first).unwrap();
+    assert_eq!(again.id, "twin");
+    // The same directory with other files is another version of an active
+    // plugin: a load refuses it (reload is the way to replace it).
+    let manifest = first.join("plugin.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{text}\n# changed\n")).unwrap();
     let error = host.load(&first).unwrap_err();
     assert!(
         matches!(

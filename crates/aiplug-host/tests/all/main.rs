@@ -6,6 +6,7 @@ mod bad_input;
 mod deepseek;
 mod examples;
 mod host_api;
+mod lifecycle;
 #[cfg(feature = "local-llm")]
 mod local;
 mod pull;

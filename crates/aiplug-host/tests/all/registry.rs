@@ -111,17 +111,24 @@ fn a_task_served_twice_is_refused() {
 fn unload_stops_calls_closes_the_library_and_removes_the_copy() {
     let dir = tempdir();
     let host = host();
-    host.load(&fixture(dir.path(), "gone", &[("FIXTURE_TASK", "\"bye\"")], ""))
-        .unwrap();
+    // A file name no other test uses: tests run in parallel in this
+    // process, and their copies are mapped too.
+    let lib = aiplug_testkit::c_plugin(
+        "test-plugins/fixture.c",
+        &[("FIXTURE_ID", "\"gone\""), ("FIXTURE_TASK", "\"bye\"")],
+    );
+    let manifest = aiplug_testkit::manifest("gone", "libunloaded_fixture.so", "");
+    let plugin = aiplug_testkit::stage(dir.path(), "gone", &manifest, &lib, "libunloaded_fixture.so");
+    host.load(&plugin).unwrap();
     let maps = || std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     let mapped: Vec<String> = maps()
         .lines()
-        .filter(|l| l.contains("aiplug-libfixture-"))
+        .filter(|l| l.contains("aiplug-libunloaded_fixture-"))
         .filter_map(|l| l.split_whitespace().last().map(str::to_string))
         .collect();
     assert!(!mapped.is_empty(), "the private copy is what is mapped");
     assert!(
-        !maps().contains(dir.path().join("gone/libfixture.so").to_str().unwrap()),
+        !maps().contains(dir.path().join("gone/libunloaded_fixture.so").to_str().unwrap()),
         "the original file is not mapped, so it stays replaceable"
     );
 
@@ -138,7 +145,10 @@ fn unload_stops_calls_closes_the_library_and_removes_the_copy() {
         );
         assert!(!std::path::Path::new(path).exists(), "{path} was not removed");
     }
-    assert!(host.plugins().is_empty());
+    let listed = host.plugins();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].state, aiplug_host::PluginState::Unloaded);
+    assert_eq!(listed[0].in_flight, 0);
 }
 
 #[test]
