@@ -73,6 +73,10 @@ pub enum ReloadError {
     /// The new version serves, but the old one did not unload cleanly.
     #[error("the new version serves, but unloading the old one failed: {0}")]
     Unload(UnloadError),
+    /// The plugin's manifest says it can never be unloaded (a Go runtime
+    /// cannot be loaded twice into one process), so it cannot be replaced.
+    #[error("plugin {0:?} cannot be unloaded (unloadable = false in its plugin.toml), so it cannot be reloaded; restart the host to run the new files")]
+    NotUnloadable(String),
 }
 
 /// What [`Host::sync_dir`] did about one plugin directory.
@@ -283,6 +287,11 @@ impl Host {
             // The same files: nothing to do, on_load runs once per version.
             return Ok(current.info());
         }
+        if !current.manifest.unloadable {
+            let error = ReloadError::NotUnloadable(id.to_string());
+            lock(&shared.lifecycle.diagnoses).insert(id.to_string(), error.to_string());
+            return Err(error);
+        }
         drop(current);
         let _loading = Loading::start(&shared.lifecycle, &path);
         let result = shared.registry.write(|snapshot| {
@@ -395,8 +404,9 @@ impl Host {
             let result = self.unload(&id);
             changes.push(SyncChange::Unloaded { id, result });
         }
-        lock(&shared.lifecycle.inactive)
-            .retain(|path, record| !path.starts_with(root) || present.contains(path) || record.info.state == PluginState::Unloaded);
+        lock(&shared.lifecycle.inactive).retain(|path, record| {
+            !path.starts_with(root) || present.contains(path) || record.info.state == PluginState::Unloaded
+        });
         for path in present {
             let fingerprint = fingerprint(&path);
             if let Some(active) = shared.active_at(&path) {
@@ -535,4 +545,3 @@ fn failed_info(error: &LoadError) -> PluginInfo {
         in_flight: 0,
     }
 }
-

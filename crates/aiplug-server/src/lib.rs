@@ -15,6 +15,7 @@
 //! POST /v1/plugins/{id}/invoke   the invoke service of plugin ID
 //! GET  /admin/plugins            states, versions, last diagnosis
 //! POST /admin/plugins/{id}/reload
+//! POST /admin/plugins/reload     sync every plugin directory with the disk
 //! GET  /healthz  /readyz  /metrics
 //! ```
 
@@ -64,6 +65,8 @@ pub(crate) struct AppState {
     /// One permit per request being served (`max_concurrent_requests`).
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) readiness: Mutex<Readiness>,
+    /// The plugin directories, for `POST /admin/plugins/reload`.
+    pub(crate) plugin_dirs: Vec<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -104,8 +107,19 @@ impl Server {
                 config,
                 slots,
                 readiness: Mutex::new(Readiness::Loading),
+                plugin_dirs: Vec::new(),
             }),
         }
+    }
+
+    /// The directories the plugins were loaded from (as given to
+    /// `Host::load_dir`): `POST /admin/plugins/reload` syncs them with the
+    /// disk. Call before [`Server::router`] or [`Server::run`].
+    pub fn with_plugin_dirs(mut self, dirs: Vec<std::path::PathBuf>) -> Server {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.plugin_dirs = dirs;
+        }
+        self
     }
 
     /// The routes, with auth, request ids, limits and metrics applied.
@@ -117,6 +131,7 @@ impl Server {
             .route("/v1/tasks/{task}", post(services::task))
             .route("/v1/plugins/{id}/invoke", post(services::invoke))
             .route("/admin/plugins", get(services::admin_plugins))
+            .route("/admin/plugins/reload", post(services::admin_sync))
             .route("/admin/plugins/{id}/reload", post(services::admin_reload))
             .route("/healthz", get(services::healthz))
             .route("/readyz", get(services::readyz))
@@ -157,6 +172,14 @@ impl Server {
             draining_state.set_readiness(Readiness::Draining);
             tracing::info!("shutting down: no new connections; finishing in-flight requests");
             signal.cancel();
+        });
+        // SSE answers go out as several small writes on kept-alive
+        // connections: without TCP_NODELAY each can wait ~40 ms for the
+        // client's delayed ACK (measured by bench/gateway.sh).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
         });
         let server = axum::serve(listener, app).with_graceful_shutdown(stopping.clone().cancelled_owned());
         let grace = state.config.shutdown_grace();

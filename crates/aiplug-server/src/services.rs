@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aiplug_host::{CallOptions, ReloadError};
+use aiplug_host::{CallOptions, ReloadError, SyncChange};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -168,6 +168,46 @@ pub(crate) async fn admin_reload(
             "reload_refused",
             other.to_string(),
         )),
+    }
+}
+
+/// `POST /admin/plugins/reload`: loads new plugin directories, reloads
+/// changed ones, unloads removed ones (what the file watcher does).
+pub(crate) async fn admin_sync(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let host = Arc::clone(&state.host);
+    let dirs = state.plugin_dirs.clone();
+    let span = tracing::Span::current();
+    let changes = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| {
+            dirs.iter()
+                .flat_map(|dir| host.sync_dir(dir))
+                .map(|change| change_json(&change))
+                .collect::<Vec<_>>()
+        })
+    })
+    .await
+    .map_err(|e| ApiError::internal("internal_error", format!("the reload panicked: {e}")))?;
+    Ok(Json(json!({"changes": changes})))
+}
+
+fn change_json(change: &SyncChange) -> serde_json::Value {
+    match change {
+        SyncChange::Loaded(info) => json!({"change": "loaded", "plugin": info.to_json()}),
+        SyncChange::Reloaded(info) => json!({"change": "reloaded", "plugin": info.to_json()}),
+        SyncChange::Unloaded { id, result } => json!({
+            "change": "unloaded",
+            "id": id,
+            "error": result.as_ref().err().map(ToString::to_string),
+        }),
+        SyncChange::LoadRefused(error) => json!({
+            "change": "load_refused",
+            "manifest": error.manifest_path,
+            "error": format!("{} stage: {}; fix: {}", error.stage(), error.kind(), error.fix()),
+        }),
+        SyncChange::ReloadRefused(error) => json!({"change": "reload_refused", "error": error.to_string()}),
+        _ => json!({"change": "other"}),
     }
 }
 

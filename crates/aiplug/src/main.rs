@@ -180,7 +180,10 @@ enum Command {
     /// Keys: [server] api_keys / AIPLUG_API_KEYS (Authorization: Bearer KEY),
     /// admin_keys / AIPLUG_ADMIN_KEYS for /admin. With no keys only loopback
     /// clients are served. X-Session-Id (or the request's `user`) selects the
-    /// plugin session. SIGTERM or Ctrl-C: finish in-flight requests (up to
+    /// plugin session. The plugin directories are watched: a new plugin
+    /// directory loads, changed files load as a new version that replaces the
+    /// old one without failing a request, a removed directory unloads.
+    /// SIGTERM or Ctrl-C: finish in-flight requests (up to
     /// [server] shutdown_grace_secs), unload plugins, exit.
     #[cfg(feature = "server")]
     #[command(verbatim_doc_comment)]
@@ -188,6 +191,10 @@ enum Command {
         /// Address to listen on (default: [server] listen, else 127.0.0.1:8080).
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        /// Do not watch the plugin directories (no hot reload; POST
+        /// /admin/plugins/reload still syncs on demand).
+        #[arg(long)]
+        no_watch: bool,
     },
 }
 
@@ -244,6 +251,21 @@ enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Ask a running `aiplug serve` to reload: one plugin (a new version
+    /// replaces the old one without failing a request; refused files leave
+    /// the old one serving), or with no ID every plugin directory (new ones
+    /// load, changed ones reload, removed ones unload).
+    ///
+    /// The admin key comes from AIPLUG_ADMIN_KEY (needed when the server has
+    /// admin keys; without them it accepts loopback clients only).
+    Reload {
+        /// Plugin id; none: sync every plugin directory.
+        id: Option<String>,
+        /// The server (default: http:// + [server] listen of the config,
+        /// else http://127.0.0.1:8080).
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+    },
     /// Load one plugin and show everything about it: manifest, artefact
     /// hash, hooks, tasks, limits, capabilities, config.
     Inspect {
@@ -266,6 +288,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plugins(PluginsCommand::List { json }) => commands::plugins::list(&cli.global, json),
         Command::Plugins(PluginsCommand::Inspect { path, json }) => commands::plugins::inspect(&path, json),
+        Command::Plugins(PluginsCommand::Reload { id, server }) => {
+            commands::plugins::reload(&cli.global, id.as_deref(), server.as_deref())
+        }
         Command::Doctor { path, json } => commands::doctor::run(&cli.global, &path, json),
         Command::Run {
             target,
@@ -305,7 +330,7 @@ fn main() -> ExitCode {
         ),
         Command::Chat { generation } => commands::infer::chat(&cli.global, generation.into_generation()),
         #[cfg(feature = "server")]
-        Command::Serve { listen } => commands::serve::run(&cli.global, listen),
+        Command::Serve { listen, no_watch } => commands::serve::run(&cli.global, listen, !no_watch),
     };
     match result {
         Ok(code) => code,

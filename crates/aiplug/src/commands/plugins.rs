@@ -1,4 +1,4 @@
-//! `aiplug plugins list|inspect`.
+//! `aiplug plugins list|inspect|reload`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -108,6 +108,90 @@ pub fn inspect(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     }
     print!("{}", table(&rows));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Environment variable with the admin key `aiplug plugins reload` sends.
+const ADMIN_KEY_ENV: &str = "AIPLUG_ADMIN_KEY";
+
+/// `aiplug plugins reload [ID]`: asks a running server.
+pub fn reload(global: &Global, id: Option<&str>, server: Option<&str>) -> anyhow::Result<ExitCode> {
+    let base = match server {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let (config, _) = crate::config::Config::load(global.config.as_deref())?;
+            let listen = config
+                .server
+                .as_ref()
+                .and_then(|s| s.get("listen"))
+                .and_then(|l| l.as_str())
+                .unwrap_or("127.0.0.1:8080")
+                .to_string();
+            format!("http://{listen}")
+        }
+    };
+    let url = match id {
+        Some(id) => format!("{base}/admin/plugins/{id}/reload"),
+        None => format!("{base}/admin/plugins/reload"),
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(120)))
+        .build()
+        .into();
+    let mut request = agent.post(&url);
+    if let Ok(key) = std::env::var(ADMIN_KEY_ENV) {
+        request = request.header("authorization", &format!("Bearer {key}"));
+    }
+    let mut response = request.send_empty().map_err(|e| {
+        anyhow::anyhow!("cannot reach the server at {base}: {e} (is `aiplug serve` running? --server URL)")
+    })?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    let body: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| json!({"error": {"message": format!("unreadable answer ({e}): {text}")}}));
+    if status != 200 {
+        let message = body
+            .pointer("/error/message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("no message");
+        eprintln!("reload failed (HTTP {status}): {message}");
+        return Ok(ExitCode::from(1));
+    }
+    if let Some(plugin) = body.get("plugin") {
+        println!(
+            "{} {} {}",
+            plugin["id"].as_str().unwrap_or("?"),
+            plugin["version"].as_str().unwrap_or("?"),
+            plugin["state"].as_str().unwrap_or("?")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let changes = body["changes"].as_array().cloned().unwrap_or_default();
+    if changes.is_empty() {
+        println!("every plugin is up to date");
+    }
+    let mut refused = false;
+    for change in &changes {
+        let kind = change["change"].as_str().unwrap_or("?");
+        let what = change
+            .pointer("/plugin/id")
+            .or_else(|| change.get("id"))
+            .or_else(|| change.get("manifest"))
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .unwrap_or_default();
+        match change.get("error").and_then(|e| e.as_str()) {
+            Some(error) => {
+                refused |= kind.ends_with("refused");
+                println!("{kind} {what}: {error}");
+            }
+            None => println!("{kind} {what}"),
+        }
+    }
+    Ok(if refused {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn dash(s: &str) -> String {

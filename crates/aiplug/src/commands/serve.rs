@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::Global;
 
 /// Loads the plugins and models, binds, and serves until SIGTERM or Ctrl-C.
-pub fn run(global: &Global, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+pub fn run(global: &Global, listen: Option<SocketAddr>, watch: bool) -> anyhow::Result<ExitCode> {
     let (config, _) = Config::load(global.config.as_deref())?;
     let mut server_config = match config.server {
         Some(table) => {
@@ -29,6 +29,17 @@ pub fn run(global: &Global, listen: Option<SocketAddr>) -> anyhow::Result<ExitCo
     let (host, refused) = super::load_host_observed(global, Some(Arc::clone(&metrics) as _))?;
     super::warn_refused(&refused);
     let host = Arc::new(host);
+    let dirs: Vec<_> = super::plugin_dirs(global)?
+        .into_iter()
+        .filter(|d| d.is_dir())
+        .collect();
+    let _watcher = if watch {
+        let watcher = aiplug_host::watch::watch(&host, &dirs, aiplug_host::watch::DEFAULT_DEBOUNCE)
+            .context("cannot watch the plugin directories (use --no-watch to serve without hot reload)")?;
+        Some(watcher)
+    } else {
+        None
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -57,7 +68,7 @@ pub fn run(global: &Global, listen: Option<SocketAddr>) -> anyhow::Result<ExitCo
                  (set [server] api_keys or AIPLUG_API_KEYS to accept others)"
             );
         }
-        let server = Server::new(host, metrics, server_config);
+        let server = Server::new(host, metrics, server_config).with_plugin_dirs(dirs);
         server.run(listener, shutdown_signal()).await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
