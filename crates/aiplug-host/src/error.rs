@@ -129,6 +129,17 @@ pub enum FormatError {
         /// The cargo feature that enables it.
         feature: &'static str,
     },
+    /// A wasm plugin's artefact is not a valid WebAssembly component (a core
+    /// module, a truncated or corrupt file, something else entirely).
+    #[error("{} is not a WebAssembly component: {reason}", path.display())]
+    NotAComponent {
+        /// The artefact path.
+        path: PathBuf,
+        /// What was found instead, or what the validator said.
+        reason: String,
+        /// Whether the file is a core wasm module (the common mistake).
+        core_module: bool,
+    },
 }
 
 /// Symbols stage failures.
@@ -150,6 +161,26 @@ pub enum SymbolsError {
         path: PathBuf,
         /// The symbol looked for.
         symbol: &'static str,
+    },
+    /// A wasm component does not export the plugin interface
+    /// (`aiplug:plugin/guest@VERSION`).
+    #[error("{} exports no `{interface}@VERSION` interface (its exports: {exports})", path.display())]
+    MissingWorldExport {
+        /// The artefact path.
+        path: PathBuf,
+        /// The interface looked for, without version.
+        interface: &'static str,
+        /// What it exports instead, comma-separated (or "nothing").
+        exports: String,
+    },
+    /// A wasm component imports something this host does not provide (or
+    /// provides with another type).
+    #[error("{} imports what this host does not provide: {reason}", path.display())]
+    UnsatisfiedImport {
+        /// The artefact path.
+        path: PathBuf,
+        /// The runtime's message, naming the import.
+        reason: String,
     },
 }
 
@@ -194,6 +225,24 @@ pub enum AbiError {
     #[error("metadata is unusable: {reason}")]
     BadMetadata {
         /// What is wrong.
+        reason: String,
+    },
+    /// A wasm component targets a version of the `aiplug:plugin` world this
+    /// host does not support.
+    #[error("the component targets world aiplug:plugin@{found}, which this host does not support (supports {})", supported.join(", "))]
+    UnsupportedWorld {
+        /// The version the component declares.
+        found: String,
+        /// The versions this host loads.
+        supported: Vec<&'static str>,
+    },
+    /// A wasm component's exports do not have the types its world version
+    /// says.
+    #[error("the component's exports do not match world aiplug:plugin@{version}: {reason}")]
+    WorldMismatch {
+        /// The world version.
+        version: String,
+        /// The runtime's type-check message.
         reason: String,
     },
 }
@@ -324,17 +373,36 @@ impl LoadErrorKind {
             K::Format(FormatError::Unsupported { feature, .. }) => {
                 format!("use an aiplug built with the `{feature}` feature")
             }
+            K::Format(FormatError::NotAComponent { core_module: true, .. }) => {
+                "build a component, not a core module: Rust plugins build with `cargo build --target wasm32-wasip2` (aiplug-sdk); other toolchains wrap a module with `wasm-tools component new`".into()
+            }
+            K::Format(FormatError::NotAComponent { .. }) => {
+                "rebuild the plugin with `cargo build --target wasm32-wasip2` (the file may be truncated or corrupt) and pin its new sha256".into()
+            }
             K::Symbols(SymbolsError::Open { .. }) => {
                 "install the libraries it links against (check with `ldd`), or rebuild it against this system".into()
             }
             K::Symbols(SymbolsError::MissingEntry { symbol, .. }) => format!(
                 "export `{symbol}`: Rust plugins use aiplug_sdk::export_plugin!, C and Go plugins implement it from include/aiplug.h"
             ),
+            K::Symbols(SymbolsError::MissingWorldExport { .. }) => {
+                "build the component against the `plugin` world in wit/ (Rust: aiplug_sdk::export_plugin! with --target wasm32-wasip2)".into()
+            }
+            K::Symbols(SymbolsError::UnsatisfiedImport { .. }) => {
+                "import only the host API of wit/ and WASI preview 2; rebuild against this host's wit/ folder".into()
+            }
             K::Abi(AbiError::MissingHook { hook }) => {
                 format!("remove `{hook}` from `hooks` in plugin.toml, or implement and export it")
             }
             K::Abi(AbiError::MajorMismatch { .. }) | K::Abi(AbiError::VtableTooSmall { .. }) => {
                 "rebuild the plugin against this host's aiplug-sdk / include/aiplug.h".into()
+            }
+            K::Abi(AbiError::UnsupportedWorld { supported, .. }) => format!(
+                "rebuild the plugin against a supported world ({}: the folders under wit/), or upgrade aiplug",
+                supported.join(", ")
+            ),
+            K::Abi(AbiError::WorldMismatch { .. }) => {
+                "rebuild the plugin against this host's wit/ folder for its world version (it was built from a modified copy)".into()
             }
             K::Abi(_) => "the plugin's vtable is malformed: rebuild it against aiplug-sdk or include/aiplug.h".into(),
             K::Identity(IdentityError::DuplicateId { .. }) => {
@@ -466,4 +534,59 @@ pub enum CallError {
     /// A model call through the host failed.
     #[error(transparent)]
     Model(#[from] crate::models::ModelError),
+    /// A sandboxed (wasm) plugin trapped: its instance was discarded and the
+    /// next call gets a fresh one.
+    #[error("plugin {plugin:?} trapped in `{hook}`: {message}; its instance was discarded")]
+    Trapped {
+        /// The plugin id.
+        plugin: String,
+        /// The hook.
+        hook: &'static str,
+        /// The trap, and the plugin's last error log line when it wrote one.
+        message: String,
+    },
+    /// A sandboxed (wasm) plugin was stopped by one of its limits: its
+    /// instance was discarded and the next call gets a fresh one.
+    #[error("plugin {plugin:?} was stopped in `{hook}`: {limit}{}; its instance was discarded", if message.is_empty() { String::new() } else { format!(" ({message})") })]
+    LimitExceeded {
+        /// The plugin id.
+        plugin: String,
+        /// The hook.
+        hook: &'static str,
+        /// Which limit.
+        limit: Limit,
+        /// Detail.
+        message: String,
+    },
+}
+
+/// A limit the host enforces on a sandboxed plugin's call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// Linear memory would have grown past `[limits] memory_mb`.
+    Memory {
+        /// The cap in MiB.
+        memory_mb: u32,
+    },
+    /// The code was still running at the call's deadline: the sooner of the
+    /// caller's deadline and `[limits] timeout_ms`.
+    Deadline {
+        /// The plugin's `[limits] timeout_ms`.
+        timeout_ms: u64,
+    },
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Limit::Memory { memory_mb } => {
+                write!(f, "memory would grow past its cap of {memory_mb} MiB ([limits] memory_mb)")
+            }
+            Limit::Deadline { timeout_ms } => write!(
+                f,
+                "still running at its deadline ([limits] timeout_ms = {timeout_ms}, or the caller's deadline if sooner)"
+            ),
+        }
+    }
 }

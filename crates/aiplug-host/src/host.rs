@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{CallError, Stage};
+use crate::lifecycle::Lifecycle;
 use crate::loader::{CallScope, FilterOutcome, HookFailure, HookStatus, HostServices, Output};
 use crate::manifest::Hook;
 use crate::models::{ChatModel, ChatRequest, ChatResponse, ChunkSink, ModelCall, ModelError, ModelInfo};
 use crate::observe::{CallStats, Observer};
 use crate::pipeline::{self, LoadEnv};
-use crate::lifecycle::Lifecycle;
 use crate::registry::{LoadedPlugin, Registry, Snapshot};
 use crate::session::{InMemorySessionStore, SessionStore};
 
@@ -466,8 +466,17 @@ fn call_error(plugin: &str, hook: &'static str, failure: HookFailure) -> CallErr
             plugin,
             reason: message,
         },
-        HookStatus::Trapped => CallError::Trapped { plugin, hook, message },
-        HookStatus::Limit(limit) => CallError::LimitExceeded { plugin, hook, limit, message },
+        HookStatus::Trapped => CallError::Trapped {
+            plugin,
+            hook,
+            message,
+        },
+        HookStatus::Limit(limit) => CallError::LimitExceeded {
+            plugin,
+            hook,
+            limit,
+            message,
+        },
     }
 }
 
@@ -690,7 +699,6 @@ impl Shared {
         }
         result
     }
-
 }
 
 fn check_json(plugin: &str, hook: &'static str, bytes: &[u8]) -> Result<(), CallError> {

@@ -66,6 +66,24 @@ pub struct Capabilities {
     /// `infer`. Defaults to none: a plugin calls no model unless it says so.
     #[serde(default)]
     pub models: Vec<String>,
+    /// WASI features a wasm plugin may use, e.g. `wasi = ["clocks"]`.
+    /// Defaults to none: no clocks (they read as the Unix epoch), no
+    /// stdout/stderr, no network; a wasm plugin never gets the filesystem or
+    /// the host's environment. Ignored for native plugins, which are trusted.
+    #[serde(default)]
+    pub wasi: Vec<WasiGrant>,
+}
+
+/// One grant of `[capabilities] wasi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WasiGrant {
+    /// The host's wall and monotonic clocks.
+    Clocks,
+    /// stdout and stderr, written to the host's stderr.
+    Stdio,
+    /// TCP and UDP to any address, and name lookups.
+    Network,
 }
 
 impl Capabilities {
@@ -94,6 +112,14 @@ pub struct Limits {
     /// Memory cap in MiB, wasm plugins only. Defaults to 64; 1 to 65 536.
     #[serde(default)]
     pub memory_mb: Option<u32>,
+    /// Wasm plugins only: run every call in a fresh instance (`on_load`, the
+    /// hook, then the instance is dropped), so nothing a call leaves in the
+    /// plugin's memory reaches the next one. Defaults to false: instances are
+    /// reused from a pool (one per concurrent call), which is about ten times
+    /// cheaper per call; any instance that traps or hits a limit is dropped
+    /// either way.
+    #[serde(default)]
+    pub fresh_instance_per_call: bool,
 }
 
 impl Limits {
@@ -112,6 +138,7 @@ impl Default for Limits {
             timeout_ms: Limits::default_timeout_ms(),
             requests_per_second: None,
             memory_mb: None,
+            fresh_instance_per_call: false,
         }
     }
 }

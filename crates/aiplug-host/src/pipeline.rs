@@ -271,7 +271,10 @@ fn wasm_stages(
     }
     observe(
         Stage::Abi,
-        format!("world aiplug:plugin@{version}; hooks: {}", hook_names(&meta.hooks)),
+        format!(
+            "world aiplug:plugin@{version}; hooks: {}",
+            hook_names(&meta.hooks)
+        ),
     );
     Ok((
         Arc::new(plugin),

@@ -96,6 +96,78 @@ pub fn cargo_plugin(package: &str) -> PathBuf {
     })
 }
 
+/// Builds the workspace package `package` as a WebAssembly component
+/// (`cargo build --release --target wasm32-wasip2`) with `features` (and
+/// without its default features when `default_features` is false), and
+/// returns a copy of the component private to this feature set. The target
+/// is added with rustup when missing.
+pub fn wasm_plugin(package: &str, features: &[&str], default_features: bool) -> PathBuf {
+    let key = format!("wasm:{package}:{features:?}:{default_features}");
+    cached(key, || {
+        let root = repo_root();
+        ensure_wasm_target();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        command.current_dir(&root).args([
+            "build",
+            "--quiet",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            package,
+        ]);
+        if !default_features {
+            command.arg("--no-default-features");
+        }
+        if !features.is_empty() {
+            command.arg("--features").arg(features.join(","));
+        }
+        run(
+            command,
+            &format!("cargo build --target wasm32-wasip2 -p {package} {features:?}"),
+        );
+        let file = format!("{}.wasm", package.replace('-', "_"));
+        let built = target.join("wasm32-wasip2/release").join(&file);
+        assert!(
+            built.is_file(),
+            "cargo built {package} but {} is missing",
+            built.display()
+        );
+        // Another feature set overwrites the same file: keep our own copy.
+        let out = scratch().join(format!("wasm{}", count()));
+        std::fs::create_dir_all(&out).expect("scratch dir");
+        let copy = out.join(&file);
+        std::fs::copy(&built, &copy).expect("copy component");
+        copy
+    })
+}
+
+fn ensure_wasm_target() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let installed = Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| l.trim() == "wasm32-wasip2")
+            })
+            .unwrap_or(false);
+        if !installed {
+            let mut command = Command::new("rustup");
+            command.args(["target", "add", "wasm32-wasip2"]);
+            run(
+                command,
+                "rustup target add wasm32-wasip2 (needed to build wasm plugins)",
+            );
+        }
+    });
+}
+
 /// Compiles the C file `source` (relative to the repository root) into a
 /// shared library against `include/aiplug.h`, with `-D` `defines`.
 pub fn c_plugin(source: &str, defines: &[(&str, &str)]) -> PathBuf {

@@ -6,6 +6,8 @@
 pub(crate) mod format;
 #[cfg(feature = "native")]
 pub(crate) mod native;
+#[cfg(feature = "wasm")]
+pub(crate) mod wasm;
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -29,6 +31,12 @@ pub(crate) enum HookStatus {
     Cancelled,
     Unsupported,
     Rejected,
+    /// A sandboxed plugin trapped; its instance was discarded.
+    #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
+    Trapped,
+    /// A sandboxed plugin was stopped by a limit; its instance was discarded.
+    #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
+    Limit(crate::error::Limit),
 }
 
 /// What a request filter decided.

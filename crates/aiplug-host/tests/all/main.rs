@@ -11,6 +11,8 @@ mod lifecycle;
 mod local;
 mod pull;
 mod registry;
+#[cfg(feature = "wasm")]
+mod wasm;
 
 use std::path::{Path, PathBuf};
 
