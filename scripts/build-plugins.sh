@@ -6,6 +6,8 @@
 #
 #   code-review       Rust, through aiplug-sdk (cargo, release): `aiplug review`
 #   prompt-decorator  Rust, through aiplug-sdk (cargo, release)
+#   prompt-guard      Rust, through aiplug-sdk, as a sandboxed wasm component
+#                     (cargo --target wasm32-wasip2, release)
 #   secret-redactor   C, against include/aiplug.h (cc)
 #   go-format         Go, -buildmode=c-shared (Go from scripts/install-go.sh)
 #
@@ -33,6 +35,11 @@ log "building code-review and prompt-decorator (Rust)"
 cargo build --quiet --release -p code-review -p prompt-decorator
 stage code-review target/release/libcode_review.so
 stage prompt-decorator target/release/libprompt_decorator.so
+
+log "building prompt-guard (Rust, wasm32-wasip2 component)"
+rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+cargo build --quiet --release --target wasm32-wasip2 -p prompt-guard
+stage prompt-guard target/wasm32-wasip2/release/prompt_guard.wasm
 
 log "building secret-redactor (C)"
 mkdir -p target/c-plugins
