@@ -9,10 +9,13 @@
  *   FIXTURE_NO_ENTRY=1         export no entry symbol
  *   FIXTURE_NULL_VTABLE=1      entry returns NULL
  *   FIXTURE_FAIL_LOAD=1        on_load fails with a message
+ *   FIXTURE_ANSWER="\"text\""  what invoke answers before the input
+ *                              (default: the id), so two builds of one
+ *                              plugin tell which of them served a call
  *
  * Behaviour: on_request appends "<id>":1 to the request object, so the
  * order of keys shows the order filters ran in; invoke answers
- * "<id>:<input>".
+ * "<answer>:<input>".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,9 @@
 
 #ifndef FIXTURE_ID
 #define FIXTURE_ID "fixture"
+#endif
+#ifndef FIXTURE_ANSWER
+#define FIXTURE_ANSWER FIXTURE_ID
 #endif
 #ifndef FIXTURE_ABI_MAJOR
 #define FIXTURE_ABI_MAJOR AIPLUG_ABI_MAJOR
@@ -93,7 +99,7 @@ static int32_t on_request(const AiplugCallCtx *ctx, AiplugStr request, AiplugBuf
 
 static int32_t invoke(const AiplugCallCtx *ctx, AiplugStr input, AiplugBuf *out) {
     (void)ctx;
-    return emit(out, FIXTURE_ID ":", strlen(FIXTURE_ID ":"), input.ptr, input.len);
+    return emit(out, FIXTURE_ANSWER ":", strlen(FIXTURE_ANSWER ":"), input.ptr, input.len);
 }
 
 static const AiplugPluginVtable vtable = {

@@ -120,6 +120,11 @@ pub(crate) struct Lifecycle {
     draining: Mutex<Vec<Weak<LoadedPlugin>>>,
     /// Manifest paths going through the load stages now.
     loading: Mutex<BTreeSet<PathBuf>>,
+    /// Active plugins whose files on disk were refused as a new version,
+    /// by manifest path: the refused files' fingerprint, so
+    /// [`Host::sync_dir`] does not try the same broken files again on every
+    /// file event (an explicit [`Host::reload`] still does).
+    refused: Mutex<HashMap<PathBuf, Option<String>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -290,6 +295,7 @@ impl Host {
         if !current.manifest.unloadable {
             let error = ReloadError::NotUnloadable(id.to_string());
             lock(&shared.lifecycle.diagnoses).insert(id.to_string(), error.to_string());
+            lock(&shared.lifecycle.refused).insert(path, fingerprint);
             return Err(error);
         }
         drop(current);
@@ -322,6 +328,7 @@ impl Host {
         let (plugin, old) = match result {
             Ok(swapped) => {
                 lock(&shared.lifecycle.diagnoses).remove(id);
+                lock(&shared.lifecycle.refused).remove(&path);
                 swapped
             }
             Err(error) => {
@@ -331,6 +338,7 @@ impl Host {
                 };
                 tracing::warn!(plugin = id, %diagnosis, "reload refused; the loaded version keeps serving");
                 lock(&shared.lifecycle.diagnoses).insert(id.to_string(), diagnosis);
+                lock(&shared.lifecycle.refused).insert(path.clone(), fingerprint);
                 if let Some(observer) = &shared.observer {
                     observer.reload(id, false);
                 }
@@ -364,6 +372,7 @@ impl Host {
             .ok_or_else(|| UnloadError::NotLoaded(id.to_string()))?;
         let mut info = plugin.info();
         lock(&shared.lifecycle.diagnoses).remove(id);
+        lock(&shared.lifecycle.refused).remove(&plugin.manifest_path);
         let result = shared.retire(plugin);
         info.state = PluginState::Unloaded;
         info.in_flight = 0;
@@ -380,10 +389,10 @@ impl Host {
 
     /// Makes the loaded plugins match the plugin directories under `root`:
     /// loads new ones, reloads changed ones (manifest or artefact), unloads
-    /// those whose directory is gone. Unchanged files (active or refused
-    /// before) are left alone, so calling this after every file event is
-    /// cheap and idempotent. Paths are compared as given: pass `root` as
-    /// the plugins were loaded from it.
+    /// those whose directory is gone. Unchanged files (active, or refused
+    /// before as a new plugin or as a new version) are left alone, so
+    /// calling this after every file event is cheap and idempotent. Paths
+    /// are compared as given: pass `root` as the plugins were loaded from it.
     pub fn sync_dir(&self, root: &Path) -> Vec<SyncChange> {
         let shared = &self.shared;
         let present: BTreeSet<PathBuf> = plugin_dirs(root)
@@ -412,6 +421,9 @@ impl Host {
             if let Some(active) = shared.active_at(&path) {
                 if fingerprint.as_deref() == Some(active.fingerprint.as_str()) {
                     continue;
+                }
+                if lock(&shared.lifecycle.refused).get(&path) == Some(&fingerprint) {
+                    continue; // the same files were refused before
                 }
                 let id = active.id().to_string();
                 drop(active);

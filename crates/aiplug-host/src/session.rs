@@ -58,7 +58,9 @@ pub struct InMemorySessionStore {
 impl std::fmt::Debug for InMemorySessionStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let count = self.with(|m| m.len());
-        f.debug_struct("InMemorySessionStore").field("sessions", &count).finish()
+        f.debug_struct("InMemorySessionStore")
+            .field("sessions", &count)
+            .finish()
     }
 }
 
@@ -161,7 +163,11 @@ mod tests {
         );
         assert_eq!(store.get("b", "s1", "k").unwrap(), None);
         assert_eq!(store.get("a", "s2", "k").unwrap().as_deref(), Some(&b"3"[..]));
-        assert_eq!(store.end_session("s1").unwrap(), Vec::<String>::new(), "ended once");
+        assert_eq!(
+            store.end_session("s1").unwrap(),
+            Vec::<String>::new(),
+            "ended once"
+        );
     }
 
     #[test]
@@ -172,8 +178,14 @@ mod tests {
         std::thread::sleep(Duration::from_millis(30));
         store.set("a", "fresh", "k", b"1").unwrap();
         let ended = store.end_idle_sessions(Duration::from_millis(20)).unwrap();
-        assert_eq!(ended, vec![("old".to_string(), vec!["a".to_string(), "b".to_string()])]);
-        assert!(store.end_idle_sessions(Duration::from_millis(20)).unwrap().is_empty());
+        assert_eq!(
+            ended,
+            vec![("old".to_string(), vec!["a".to_string(), "b".to_string()])]
+        );
+        assert!(store
+            .end_idle_sessions(Duration::from_millis(20))
+            .unwrap()
+            .is_empty());
         assert_eq!(store.get("a", "fresh", "k").unwrap().as_deref(), Some(&b"1"[..]));
     }
 }

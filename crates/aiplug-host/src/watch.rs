@@ -9,6 +9,11 @@
 //! own debouncer) emits one event per path once the path has been quiet
 //! for the window; the watcher then syncs the plugin directories that
 //! changed.
+//!
+//! Only changes count: notify's inotify backend also reports files being
+//! opened and closed after reading, and syncing reads every plugin's
+//! files, so those events would make each sync schedule the next one, a
+//! sync (and a hash of every artefact) per debounce window forever.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -16,8 +21,11 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use notify_debouncer_mini::notify::event::{AccessKind, AccessMode};
+use notify_debouncer_mini::notify::{
+    self, Event, EventHandler, EventKind, RecommendedWatcher, RecursiveMode, Watcher, WatcherKind,
+};
+use notify_debouncer_mini::{new_debouncer_opt, Config, DebounceEventResult, Debouncer};
 
 use crate::lifecycle::SyncChange;
 use crate::Host;
@@ -45,7 +53,7 @@ pub enum WatchError {
 
 /// A running watcher; dropping it stops watching.
 pub struct PluginWatcher {
-    debouncer: Option<Debouncer<RecommendedWatcher>>,
+    debouncer: Option<Debouncer<ChangesOnly>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -84,7 +92,8 @@ impl Root {
 /// stops by itself when the host is dropped.
 pub fn watch(host: &Arc<Host>, dirs: &[PathBuf], debounce: Duration) -> Result<PluginWatcher, WatchError> {
     let (tx, rx) = mpsc::channel::<DebounceEventResult>();
-    let mut debouncer = new_debouncer(debounce, tx).map_err(|e| WatchError::Watch {
+    let config = Config::default().with_timeout(debounce);
+    let mut debouncer = new_debouncer_opt::<_, ChangesOnly>(config, tx).map_err(|e| WatchError::Watch {
         path: PathBuf::new(),
         message: e.to_string(),
     })?;
@@ -112,6 +121,46 @@ pub fn watch(host: &Arc<Host>, dirs: &[PathBuf], debounce: Duration) -> Result<P
     })
 }
 
+/// The platform's watcher, passing on only events that may mean a change
+/// (and errors): not a file being opened, read, or closed after reading.
+struct ChangesOnly(RecommendedWatcher);
+
+/// Whether `kind` may be a change to a file or directory.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true, // a write finished
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+impl Watcher for ChangesOnly {
+    fn new<F: EventHandler>(mut handler: F, config: notify::Config) -> notify::Result<ChangesOnly> {
+        let changes_only = move |event: notify::Result<Event>| {
+            let pass = match &event {
+                Ok(event) => is_change(&event.kind),
+                Err(_) => true, // the watcher's errors make it sync everything
+            };
+            if pass {
+                handler.handle_event(event);
+            }
+        };
+        RecommendedWatcher::new(changes_only, config).map(ChangesOnly)
+    }
+
+    fn watch(&mut self, path: &Path, recursive_mode: RecursiveMode) -> notify::Result<()> {
+        self.0.watch(path, recursive_mode)
+    }
+
+    fn unwatch(&mut self, path: &Path) -> notify::Result<()> {
+        self.0.unwatch(path)
+    }
+
+    fn kind() -> WatcherKind {
+        RecommendedWatcher::kind()
+    }
+}
+
 fn run(host: &Weak<Host>, roots: &[Root], rx: &mpsc::Receiver<DebounceEventResult>) {
     while let Ok(result) = rx.recv() {
         let events = match result {
@@ -137,7 +186,9 @@ fn run(host: &Weak<Host>, roots: &[Root], rx: &mpsc::Receiver<DebounceEventResul
 
 fn log(change: &SyncChange) {
     match change {
-        SyncChange::Loaded(info) => tracing::info!(plugin = %info.id, version = %info.version, "hot reload: loaded"),
+        SyncChange::Loaded(info) => {
+            tracing::info!(plugin = %info.id, version = %info.version, "hot reload: loaded")
+        }
         SyncChange::Reloaded(info) => {
             tracing::info!(plugin = %info.id, version = %info.version, "hot reload: new version serving")
         }

@@ -20,8 +20,14 @@ fn sync_loads_new_reloads_changed_and_unloads_removed_directories() {
     let host = HostBuilder::new().build();
     fixture(root.path(), "one", &[("FIXTURE_TASK", "\"t1\"")], "");
     let changes = host.sync_dir(root.path());
-    assert!(matches!(changes.as_slice(), [SyncChange::Loaded(info)] if info.id == "one"), "{changes:?}");
-    assert!(host.sync_dir(root.path()).is_empty(), "unchanged files: nothing to do");
+    assert!(
+        matches!(changes.as_slice(), [SyncChange::Loaded(info)] if info.id == "one"),
+        "{changes:?}"
+    );
+    assert!(
+        host.sync_dir(root.path()).is_empty(),
+        "unchanged files: nothing to do"
+    );
 
     // A changed manifest (the config) makes a new version.
     let manifest = root.path().join("one/plugin.toml");
@@ -38,12 +44,22 @@ fn sync_loads_new_reloads_changed_and_unloads_removed_directories() {
     // same broken files are not retried on every sync.
     std::fs::write(root.path().join("one/libfixture.so"), b"garbage").unwrap();
     let changes = host.sync_dir(root.path());
-    assert!(matches!(changes.as_slice(), [SyncChange::ReloadRefused(_)]), "{changes:?}");
+    assert!(
+        matches!(changes.as_slice(), [SyncChange::ReloadRefused(_)]),
+        "{changes:?}"
+    );
     assert_eq!(answer(&host, "t1").as_deref(), Some("one:x"));
     let listed = host.plugins();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].state, PluginState::Active);
-    assert!(listed[0].diagnosis.as_deref().unwrap_or("").contains("format stage"), "{listed:?}");
+    assert!(
+        listed[0]
+            .diagnosis
+            .as_deref()
+            .unwrap_or("")
+            .contains("format stage"),
+        "{listed:?}"
+    );
 
     // Removing the directory unloads; adding it back loads it again.
     std::fs::remove_dir_all(root.path().join("one")).unwrap();
@@ -56,7 +72,10 @@ fn sync_loads_new_reloads_changed_and_unloads_removed_directories() {
     assert_eq!(host.plugins()[0].state, PluginState::Unloaded);
     fixture(root.path(), "one", &[("FIXTURE_TASK", "\"t1\"")], "");
     let changes = host.sync_dir(root.path());
-    assert!(matches!(changes.as_slice(), [SyncChange::Loaded(_)]), "{changes:?}");
+    assert!(
+        matches!(changes.as_slice(), [SyncChange::Loaded(_)]),
+        "{changes:?}"
+    );
     assert_eq!(answer(&host, "t1").as_deref(), Some("one:x"));
     let listed = host.plugins();
     assert_eq!(listed.len(), 1, "{listed:?}");

@@ -11,6 +11,7 @@ mod lifecycle;
 mod local;
 mod pull;
 mod registry;
+mod regression;
 #[cfg(feature = "wasm")]
 mod wasm;
 
