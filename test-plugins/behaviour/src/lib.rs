@@ -14,7 +14,15 @@
 //! - `"panic-load"`: `on_load` panics.
 //! - `"hang-load"`: `on_load` sleeps `[config] sleep_ms` (default 60 000).
 //! - `"panic"`: loads, then panics in every hook, `on_unload` included.
+//!
+//! With `[config] thread_local_drop = true` (any mode), every `invoke`
+//! touches a `thread_local!` whose value implements `Drop`: Rust's std then
+//! registers a thread-exit destructor in this library for the calling
+//! thread (glibc's `__cxa_thread_atexit_impl`), the case that makes closing
+//! a library hazardous.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aiplug_sdk::{export_plugin, Context, Error, Hooks, Level, Plugin, Verdict};
@@ -39,6 +47,25 @@ pub struct Behaviour {
     reject_word: Option<String>,
     tag: Option<String>,
     response_suffix: Option<String>,
+    thread_local_drop: bool,
+}
+
+/// Calls counted by threads that have exited (their [`PerThread`] dropped).
+static CALLS_OF_EXITED_THREADS: AtomicU64 = AtomicU64::new(0);
+
+/// Per-thread state with a destructor, run when the thread exits.
+struct PerThread {
+    calls: Cell<u64>,
+}
+
+impl Drop for PerThread {
+    fn drop(&mut self) {
+        CALLS_OF_EXITED_THREADS.fetch_add(self.calls.get(), Ordering::Relaxed);
+    }
+}
+
+thread_local! {
+    static PER_THREAD: PerThread = const { PerThread { calls: Cell::new(0) } };
 }
 
 fn config_str(config: &Value, key: &str) -> Option<String> {
@@ -73,6 +100,7 @@ impl Plugin for Behaviour {
             reject_word: config_str(&config, "reject_word"),
             tag: config_str(&config, "tag"),
             response_suffix: config_str(&config, "response_suffix"),
+            thread_local_drop: config.get("thread_local_drop").and_then(Value::as_bool) == Some(true),
         })
     }
 
@@ -102,6 +130,9 @@ impl Plugin for Behaviour {
     fn invoke(&self, ctx: &Context<'_>, input: &[u8]) -> Result<Vec<u8>, Error> {
         if self.panic {
             panic!("configured to panic in invoke");
+        }
+        if self.thread_local_drop {
+            PER_THREAD.with(|t| t.calls.set(t.calls.get() + 1));
         }
         match ctx.task().unwrap_or("echo") {
             "word-count" => Ok(word_count(input).to_string().into_bytes()),

@@ -12,6 +12,8 @@ mod local;
 mod pull;
 mod registry;
 mod regression;
+mod soak;
+mod thread_locals;
 #[cfg(feature = "wasm")]
 mod wasm;
 

@@ -30,6 +30,7 @@ struct Setup {
     models: String,
     server: String,
     env: Vec<(String, String)>,
+    args: Vec<String>,
 }
 
 impl Setup {
@@ -41,6 +42,7 @@ impl Setup {
             models: String::new(),
             server: String::new(),
             env: Vec::new(),
+            args: Vec::new(),
         }
     }
 
@@ -76,6 +78,12 @@ impl Setup {
         self
     }
 
+    /// One more argument of `aiplug serve` (e.g. `--no-watch`).
+    fn arg(mut self, arg: &str) -> Setup {
+        self.args.push(arg.into());
+        self
+    }
+
     /// Writes the config and starts `aiplug serve --listen 127.0.0.1:0`;
     /// returns once it says where it listens.
     fn start(self) -> Gateway {
@@ -88,6 +96,7 @@ impl Setup {
             .args(["--config"])
             .arg(&config)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(&self.args)
             .current_dir(self.dir.path())
             .env_remove("RUST_LOG")
             .env_remove("DEEPSEEK_API_KEY")
@@ -775,6 +784,98 @@ fn admin_lists_plugins_and_reloads_them_keeping_the_old_on_failure() {
         Some(1.0),
         "{metrics}"
     );
+}
+
+#[test]
+fn plugins_reload_asks_the_running_server() {
+    let server = DeepSeekServer::repeating(Completion::new("fine").reply());
+    // Without the watcher: only the command makes the server look at disk.
+    let setup = Setup::new().scripted(&server).arg("--no-watch");
+    let plugin = behaviour(&setup.plugins(), "behaviour", "reject_word = \"alpha\"");
+    let plugins = setup.plugins();
+    let gateway = setup.start();
+    let url = format!("http://{}", gateway.addr);
+    let cwd = tempdir();
+    let reload = |args: &[&str]| {
+        let mut all = vec!["plugins", "reload"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--server", &url]);
+        crate::aiplug(cwd.path(), &all, b"")
+    };
+    let status = |text: &str| gateway.chat(&ask(text)).status;
+    assert_eq!((status("alpha"), status("beta")), (400, 200));
+
+    // By id: the new config serves, the command prints the plugin.
+    std::fs::write(
+        plugin.join("plugin.toml"),
+        kit::manifest(
+            "test-behaviour",
+            "libtest_behaviour.so",
+            "[config]\nreject_word = \"beta\"\n",
+        ),
+    )
+    .unwrap();
+    let run = reload(&["test-behaviour"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, gateway.log());
+    assert_eq!(run.stdout.trim(), "test-behaviour 0.1.0 active");
+    assert_eq!((status("alpha"), status("beta")), (200, 400));
+
+    // No id: every plugin directory is synced; a new one loads.
+    let added = kit::c_plugin("test-plugins/fixture.c", &[("FIXTURE_ID", "\"added\"")]);
+    kit::stage(
+        &plugins,
+        "added",
+        &kit::manifest("added", "libadded.so", ""),
+        &added,
+        "libadded.so",
+    );
+    let run = reload(&[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, gateway.log());
+    assert_eq!(run.stdout.trim(), "loaded added", "{}", run.stderr);
+    let list = gateway.get("/admin/plugins").json();
+    assert!(
+        list["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == "added" && p["state"] == "active"),
+        "{list}"
+    );
+    let run = reload(&[]);
+    assert_eq!((run.code, run.stdout.trim()), (0, "every plugin is up to date"));
+
+    // Broken files: refused with the diagnosis, exit 1, the loaded version
+    // keeps serving.
+    std::fs::write(plugin.join("libtest_behaviour.so"), b"not a shared library").unwrap();
+    let run = reload(&[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.starts_with("reload_refused")
+            && run.stdout.contains("keeps serving")
+            && run.stdout.contains("format stage")
+            && run.stdout.contains("text, not a compiled library"),
+        "{}",
+        run.stdout
+    );
+    let run = reload(&["test-behaviour"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("reload failed (HTTP 422)")
+            && run.stderr.contains("keeps serving")
+            && run.stderr.contains("format stage")
+            && run.stderr.contains("libtest_behaviour.so")
+            && run.stderr.contains("fix:"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        (status("alpha"), status("beta")),
+        (200, 400),
+        "the loaded version still filters"
+    );
+    let run = reload(&["no-such-plugin"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("HTTP 404"), "{}", run.stderr);
 }
 
 // -- health, readiness, metrics --------------------------------------------------
