@@ -558,6 +558,18 @@ pub enum CallError {
         /// Detail.
         message: String,
     },
+    /// The call was refused before it ran: the plugin is at one of its
+    /// `[limits]` (`max_concurrency` with no place within `queue_ms`, or
+    /// `requests_per_second`). Retrying after `retry_after` may succeed.
+    #[error("plugin {plugin:?} is busy: {limit} reached; retry in {} ms", retry_after.as_millis())]
+    Overloaded {
+        /// The plugin id.
+        plugin: String,
+        /// Which limit: `max_concurrency` or `requests_per_second`.
+        limit: &'static str,
+        /// When a retry may succeed.
+        retry_after: std::time::Duration,
+    },
 }
 
 /// A limit the host enforces on a sandboxed plugin's call.

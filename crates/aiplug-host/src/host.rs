@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{CallError, Stage};
 use crate::lifecycle::Lifecycle;
+use crate::limits::{Pass, Refused};
 use crate::loader::{CallScope, FilterOutcome, HookFailure, HookStatus, HostServices, Output};
 use crate::manifest::Hook;
 use crate::models::{ChatModel, ChatRequest, ChatResponse, ChunkSink, ModelCall, ModelError, ModelInfo};
@@ -268,6 +269,7 @@ impl Host {
         let plugin = Arc::clone(plugin);
         drop(snapshot);
         let task = if plugin.id() == target { "" } else { target };
+        let _pass = self.shared.admit(&plugin, options)?;
         self.shared
             .with_scope(&plugin, "invoke", task, options, |scope| {
                 plugin.instance.invoke(scope, input)
@@ -446,6 +448,17 @@ impl Drop for Host {
     }
 }
 
+/// The observer's name for how a hook failed.
+fn outcome(status: &HookStatus) -> &'static str {
+    match status {
+        HookStatus::Failed | HookStatus::Unsupported | HookStatus::Rejected => "failed",
+        HookStatus::Panicked => "panicked",
+        HookStatus::Cancelled => "cancelled",
+        #[allow(unreachable_patterns)]
+        _ => "stopped",
+    }
+}
+
 fn call_error(plugin: &str, hook: &'static str, failure: HookFailure) -> CallError {
     let plugin = plugin.to_string();
     let message = failure.message;
@@ -543,8 +556,62 @@ impl Shared {
         };
         let start = Instant::now();
         let result = f(&scope);
-        observer.hook_call(plugin.id(), hook, start.elapsed(), result.is_ok());
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(failure) => outcome(&failure.status),
+        };
+        observer.hook_call(plugin.id(), hook, start.elapsed(), outcome);
         result
+    }
+
+    /// Lets a call into `plugin` under its `[limits]`: a token of its
+    /// rate, then a place among its `max_concurrency`, queueing up to
+    /// `queue_ms` (and never past the call's deadline or cancellation). The
+    /// pass is held for the call.
+    fn admit<'p>(&self, plugin: &'p LoadedPlugin, options: &CallOptions) -> Result<Pass<'p>, CallError> {
+        let id = plugin.id();
+        if let Some(rate) = &plugin.rate {
+            if let Err(wait) = rate.check() {
+                if let Some(observer) = &self.observer {
+                    observer.refused(id, "requests_per_second");
+                }
+                return Err(CallError::Overloaded {
+                    plugin: id.to_string(),
+                    limit: "requests_per_second",
+                    retry_after: wait,
+                });
+            }
+        }
+        let start = Instant::now();
+        let queue_until = start + Duration::from_millis(plugin.manifest.limits.queue_ms);
+        match plugin.gate.enter(&options.cancel, options.deadline, queue_until) {
+            Ok(pass) => {
+                if pass.queued {
+                    if let Some(observer) = &self.observer {
+                        observer.queued(id, start.elapsed());
+                    }
+                }
+                Ok(pass)
+            }
+            Err(Refused::Full) => {
+                if let Some(observer) = &self.observer {
+                    observer.refused(id, "max_concurrency");
+                }
+                Err(CallError::Overloaded {
+                    plugin: id.to_string(),
+                    limit: "max_concurrency",
+                    retry_after: Duration::from_secs(1),
+                })
+            }
+            Err(refused) => Err(CallError::Cancelled {
+                plugin: id.to_string(),
+                message: match refused {
+                    Refused::Cancelled => "cancelled while waiting for a place (max_concurrency)",
+                    _ => "the deadline passed while waiting for a place (max_concurrency)",
+                }
+                .to_string(),
+            }),
+        }
     }
 
     fn filter_request<'a>(
@@ -559,6 +626,7 @@ impl Shared {
                 continue; // a plugin's hooks never see its own calls
             }
             let input: &[u8] = current.as_deref().unwrap_or(request_json);
+            let _pass = self.admit(plugin, options)?;
             let outcome = self
                 .with_scope(plugin, "on_request", "", options, |scope| {
                     plugin.instance.on_request(scope, input)
@@ -597,6 +665,7 @@ impl Shared {
                 continue;
             }
             let input: &[u8] = current.as_deref().unwrap_or(response_json);
+            let _pass = self.admit(plugin, options)?;
             let replaced = self
                 .with_scope(plugin, "on_response", "", options, |scope| {
                     plugin.instance.on_response(scope, request_json, input)

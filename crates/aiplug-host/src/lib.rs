@@ -27,6 +27,7 @@
 mod error;
 mod host;
 mod lifecycle;
+mod limits;
 mod loader;
 pub mod manifest;
 pub mod models;

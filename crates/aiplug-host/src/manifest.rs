@@ -106,9 +106,15 @@ pub struct Limits {
     /// Deadline of one call in milliseconds. Defaults to 30 000; 1 to 3 600 000.
     #[serde(default = "Limits::default_timeout_ms")]
     pub timeout_ms: u64,
-    /// Calls per second. Defaults to unlimited; when set, above 0.
+    /// Calls per second. Defaults to unlimited; when set, above 0. Calls
+    /// over it are refused at once with the time until the next one fits.
     #[serde(default)]
     pub requests_per_second: Option<f64>,
+    /// How long a call waits for a place when `max_concurrency` calls are
+    /// running, in milliseconds, before it is refused (the call's own
+    /// deadline applies too). Defaults to 1 000; 0 refuses at once.
+    #[serde(default = "Limits::default_queue_ms")]
+    pub queue_ms: u64,
     /// Memory cap in MiB, wasm plugins only. Defaults to 64; 1 to 65 536.
     #[serde(default)]
     pub memory_mb: Option<u32>,
@@ -129,6 +135,9 @@ impl Limits {
     fn default_timeout_ms() -> u64 {
         30_000
     }
+    fn default_queue_ms() -> u64 {
+        1_000
+    }
 }
 
 impl Default for Limits {
@@ -137,6 +146,7 @@ impl Default for Limits {
             max_concurrency: Limits::default_max_concurrency(),
             timeout_ms: Limits::default_timeout_ms(),
             requests_per_second: None,
+            queue_ms: Limits::default_queue_ms(),
             memory_mb: None,
             fresh_instance_per_call: false,
         }
@@ -312,6 +322,12 @@ impl Manifest {
             return Err(invalid(
                 "limits.timeout_ms",
                 format!("is {}: must be 1 to 3600000 (one hour)", limits.timeout_ms),
+            ));
+        }
+        if limits.queue_ms > 3_600_000 {
+            return Err(invalid(
+                "limits.queue_ms",
+                format!("is {}: must be 0 to 3600000 (one hour)", limits.queue_ms),
             ));
         }
         if let Some(rps) = limits.requests_per_second {

@@ -16,10 +16,25 @@ use crate::models::{ChatResponse, ModelError};
 /// and every model call it makes. Called on the calling thread right after
 /// the work, so implementations must be cheap (an atomic add, not I/O).
 pub trait Observer: Send + Sync {
-    /// A plugin hook returned. `ok` is false when it failed, panicked or
-    /// was cancelled; a filter that rejects a request did its job (`ok`).
-    fn hook_call(&self, plugin: &str, hook: &'static str, elapsed: Duration, ok: bool) {
-        let _ = (plugin, hook, elapsed, ok);
+    /// A plugin hook returned: `outcome` is `ok` (a filter that rejects a
+    /// request did its job: also `ok`), `failed`, `panicked`, `cancelled`
+    /// (its caller gave up or its deadline passed) or `stopped` (a wasm
+    /// plugin hit a limit).
+    fn hook_call(&self, plugin: &str, hook: &'static str, elapsed: Duration, outcome: &'static str) {
+        let _ = (plugin, hook, elapsed, outcome);
+    }
+
+    /// A call to `plugin` was refused before it ran: `limit` is
+    /// `max_concurrency` (no place within its queue time) or
+    /// `requests_per_second`.
+    fn refused(&self, plugin: &str, limit: &'static str) {
+        let _ = (plugin, limit);
+    }
+
+    /// A call to `plugin` waited `waited` for a place (only reported when
+    /// it had to wait).
+    fn queued(&self, plugin: &str, waited: Duration) {
+        let _ = (plugin, waited);
     }
 
     /// A model call returned.

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use crate::limits::{Gate, Rate};
 use crate::loader::Instance;
 use crate::manifest::{Hook, Manifest, PluginKind};
 
@@ -68,6 +69,10 @@ pub(crate) struct LoadedPlugin {
     in_flight: AtomicUsize,
     /// Active, then Draining once replaced or unloaded, then Unloaded.
     state: AtomicU8,
+    /// `[limits] max_concurrency`: calls running at once.
+    pub(crate) gate: Gate,
+    /// `[limits] requests_per_second`.
+    pub(crate) rate: Option<Rate>,
 }
 
 /// Counts one call in flight for as long as it lives.
@@ -88,7 +93,11 @@ impl LoadedPlugin {
         tasks: Vec<String>,
         instance: Arc<dyn Instance>,
     ) -> LoadedPlugin {
+        let gate = Gate::new(manifest.limits.max_concurrency as usize);
+        let rate = manifest.limits.requests_per_second.and_then(Rate::new);
         LoadedPlugin {
+            gate,
+            rate,
             manifest,
             manifest_path,
             sha256,

@@ -103,6 +103,20 @@ impl From<CallError> for ApiError {
                 "plugin_timeout",
                 message,
             ),
+            CallError::Overloaded { retry_after, .. } => {
+                ApiError::too_many("plugin_busy", message, retry_after)
+            }
+            CallError::LimitExceeded {
+                limit: aiplug_host::Limit::Deadline { .. },
+                ..
+            } => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout_error",
+                "plugin_timeout",
+                message,
+            ),
+            CallError::LimitExceeded { .. } => ApiError::internal("plugin_limit", message),
+            CallError::Trapped { .. } => ApiError::internal("plugin_trapped", message),
             CallError::Model(model) => model.into(),
             _ => ApiError::internal("internal_error", message),
         }

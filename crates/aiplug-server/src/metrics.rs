@@ -10,6 +10,7 @@ use aiplug_host::Observer;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -56,6 +57,17 @@ struct ModelOutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    plugin: String,
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabels {
+    plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PluginOutcomeLabels {
     plugin: String,
     outcome: &'static str,
@@ -77,6 +89,9 @@ pub struct Metrics {
     tokens_out: Family<ModelLabels, Counter>,
     cache_hit_tokens: Family<ModelLabels, Counter>,
     reloads: Family<PluginOutcomeLabels, Counter>,
+    refusals: Family<RefusalLabels, Counter>,
+    queue_seconds: HistogramFamily<PluginLabels>,
+    in_flight: Family<PluginLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -101,6 +116,9 @@ impl Metrics {
             tokens_out: Family::default(),
             cache_hit_tokens: Family::default(),
             reloads: Family::default(),
+            refusals: Family::default(),
+            queue_seconds: Family::new_with_constructor(latency_buckets),
+            in_flight: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -178,6 +196,22 @@ impl Metrics {
             .observe(overhead.as_secs_f64());
     }
 
+    /// Sets the in-flight gauge of each plugin (called at scrape time).
+    pub fn set_in_flight(&self, plugins: &[aiplug_host::PluginInfo]) {
+        let mut totals: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+        for plugin in plugins {
+            *totals.entry(plugin.id.as_str()).or_default() +=
+                i64::try_from(plugin.in_flight).unwrap_or(i64::MAX);
+        }
+        for (plugin, count) in totals {
+            self.in_flight
+                .get_or_create(&PluginLabels {
+                    plugin: plugin.to_string(),
+                })
+                .set(count);
+        }
+    }
+
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -189,12 +223,12 @@ impl Metrics {
 }
 
 impl Observer for Metrics {
-    fn hook_call(&self, plugin: &str, hook: &'static str, elapsed: Duration, ok: bool) {
+    fn hook_call(&self, plugin: &str, hook: &'static str, elapsed: Duration, outcome: &'static str) {
         self.hook_calls
             .get_or_create(&HookOutcomeLabels {
                 plugin: plugin.to_string(),
                 hook: hook.to_string(),
-                outcome: if ok { "ok" } else { "error" },
+                outcome,
             })
             .inc();
         self.hook_seconds
@@ -229,6 +263,23 @@ impl Observer for Metrics {
         }
     }
 
+    fn refused(&self, plugin: &str, limit: &'static str) {
+        self.refusals
+            .get_or_create(&RefusalLabels {
+                plugin: plugin.to_string(),
+                limit,
+            })
+            .inc();
+    }
+
+    fn queued(&self, plugin: &str, waited: Duration) {
+        self.queue_seconds
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_string(),
+            })
+            .observe(waited.as_secs_f64());
+    }
+
     fn reload(&self, plugin: &str, ok: bool) {
         self.reloads
             .get_or_create(&PluginOutcomeLabels {
@@ -247,7 +298,8 @@ mod tests {
     fn renders_prometheus_text() {
         let metrics = Metrics::new();
         metrics.request("/v1/chat/completions", "POST", 200, Duration::from_millis(3));
-        metrics.hook_call("guard", "on_request", Duration::from_micros(20), true);
+        metrics.hook_call("guard", "on_request", Duration::from_micros(20), "ok");
+        metrics.refused("guard", "max_concurrency");
         let response = ChatResponse {
             usage: Some(aiplug_host::models::Usage {
                 prompt_tokens: 11,
@@ -266,6 +318,7 @@ mod tests {
             "aiplug_tokens_out_total{model=\"m\"} 4",
             "aiplug_cache_hit_tokens_total{model=\"m\"} 8",
             "aiplug_model_call_duration_seconds_count{model=\"m\"} 1",
+            "aiplug_plugin_refusals_total{plugin=\"guard\",limit=\"max_concurrency\"} 1",
         ] {
             assert!(text.contains(expected), "missing {expected} in\n{text}");
         }

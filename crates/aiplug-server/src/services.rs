@@ -252,6 +252,7 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 /// `GET /metrics`: Prometheus text format.
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    state.metrics.set_in_flight(&state.host.plugins());
     (
         [(
             header::CONTENT_TYPE,

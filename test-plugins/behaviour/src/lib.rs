@@ -5,7 +5,8 @@
 //! Modes:
 //! - `"normal"` (default): tasks `word-count` (counts whitespace-separated
 //!   words; the benchmark's workload), `echo`, `sleep` (input: milliseconds,
-//!   polls cancellation), and `host-api` (input is a command exercising the
+//!   polls cancellation), `high-water` (the most `sleep` calls that ever
+//!   ran at once in this process), and `host-api` (input is a command exercising the
 //!   host API: `set KEY VALUE`, `get KEY`, `delete KEY`, `infer MODEL TEXT`,
 //!   `log TEXT`). Request filter: rejects requests containing
 //!   `[config] reject_word`, tags the model with `[config] tag`. Response
@@ -53,6 +54,20 @@ pub struct Behaviour {
 /// Calls counted by threads that have exited (their [`PerThread`] dropped).
 static CALLS_OF_EXITED_THREADS: AtomicU64 = AtomicU64::new(0);
 
+/// `sleep` calls running now, and the most that ever ran at once (task
+/// `high-water`): what the host's `max_concurrency` must bound.
+static SLEEPING: AtomicU64 = AtomicU64::new(0);
+static SLEEPING_HIGH_WATER: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a `sleep` call out however it ends.
+struct Leave;
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        SLEEPING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Per-thread state with a destructor, run when the thread exits.
 struct PerThread {
     calls: Cell<u64>,
@@ -75,7 +90,7 @@ fn config_str(config: &Value, key: &str) -> Option<String> {
 impl Plugin for Behaviour {
     const ID: &'static str = "test-behaviour";
     const VERSION: &'static str = "0.1.0";
-    const TASKS: &'static [&'static str] = &["word-count", "echo", "sleep", "host-api"];
+    const TASKS: &'static [&'static str] = &["word-count", "echo", "sleep", "high-water", "host-api"];
     const HOOKS: Hooks = Hooks::INVOKE
         .with(Hooks::ON_REQUEST)
         .with(Hooks::ON_RESPONSE)
@@ -137,7 +152,14 @@ impl Plugin for Behaviour {
         match ctx.task().unwrap_or("echo") {
             "word-count" => Ok(word_count(input).to_string().into_bytes()),
             "echo" => Ok(input.to_vec()),
+            "high-water" => Ok(SLEEPING_HIGH_WATER
+                .load(Ordering::SeqCst)
+                .to_string()
+                .into_bytes()),
             "sleep" => {
+                let now = SLEEPING.fetch_add(1, Ordering::SeqCst) + 1;
+                SLEEPING_HIGH_WATER.fetch_max(now, Ordering::SeqCst);
+                let _leave = Leave;
                 let ms: u64 = std::str::from_utf8(input)
                     .ok()
                     .and_then(|s| s.trim().parse().ok())

@@ -290,8 +290,11 @@ struct Counting {
 }
 
 impl aiplug_host::Observer for Counting {
-    fn hook_call(&self, plugin: &str, hook: &'static str, _elapsed: Duration, ok: bool) {
-        self.hooks.lock().unwrap().push((plugin.to_string(), hook, ok));
+    fn hook_call(&self, plugin: &str, hook: &'static str, _elapsed: Duration, outcome: &'static str) {
+        self.hooks
+            .lock()
+            .unwrap()
+            .push((plugin.to_string(), hook, outcome == "ok"));
     }
 
     fn model_call(&self, model: &str, _elapsed: Duration, _result: Result<&ChatResponse, &ModelError>) {

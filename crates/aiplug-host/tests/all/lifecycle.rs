@@ -139,7 +139,7 @@ fn the_watcher_follows_the_plugin_directory() {
 struct SessionEnds(Mutex<Vec<String>>);
 
 impl aiplug_host::Observer for SessionEnds {
-    fn hook_call(&self, plugin: &str, hook: &'static str, _elapsed: Duration, _ok: bool) {
+    fn hook_call(&self, plugin: &str, hook: &'static str, _elapsed: Duration, _outcome: &'static str) {
         if hook == "on_session_end" {
             self.0.lock().unwrap().push(plugin.to_string());
         }

@@ -7,6 +7,7 @@ mod deepseek;
 mod examples;
 mod host_api;
 mod lifecycle;
+mod limits;
 #[cfg(feature = "local-llm")]
 mod local;
 mod pull;

@@ -41,9 +41,15 @@ pub fn run(global: &Global, listen: Option<SocketAddr>, watch: bool) -> anyhow::
         None
     };
 
+    // Plugin hooks and model calls block, so they run on tokio's blocking
+    // pool; it is bounded by the request limit (each request holds at most
+    // one blocking task) plus a few for admin and model listings, so a
+    // burst cannot spawn unbounded threads.
+    let blocking_threads = server_config.max_concurrent_requests + 8;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("aiplug-http")
+        .max_blocking_threads(blocking_threads)
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {

@@ -1,61 +1,41 @@
-//! A counting semaphore for contexts: at most `slots` requests of one model
-//! run at once; the others wait, and give up when their call is cancelled
-//! or its deadline passes.
+//! Context slots: at most `slots` requests of one model run at once; the
+//! others wait (on the host's admission [`Gate`]), and give up when their
+//! call is cancelled or its deadline passes.
 
-use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::limits::{Gate, Pass, Refused};
 use crate::models::{ModelCall, ModelError};
 
-/// How often a waiter looks at its cancellation token (which has no
-/// blocking wait of its own); a freed slot wakes waiters at once.
-const POLL: Duration = Duration::from_millis(10);
+/// A queued request waits as long as its call allows; with no deadline,
+/// this long at most.
+const LONGEST_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[derive(Debug)]
 pub(crate) struct Slots {
-    free: Mutex<usize>,
-    freed: Condvar,
+    gate: Gate,
 }
 
 /// A held slot; dropping it frees the slot.
-#[derive(Debug)]
-pub(crate) struct Slot<'a> {
-    slots: &'a Slots,
-}
+pub(crate) type Slot<'a> = Pass<'a>;
 
 impl Slots {
     pub(crate) fn new(n: usize) -> Slots {
-        Slots {
-            free: Mutex::new(n),
-            freed: Condvar::new(),
-        }
+        Slots { gate: Gate::new(n) }
     }
 
     /// Waits for a free slot while `call` is live.
     pub(crate) fn acquire(&self, call: ModelCall<'_>) -> Result<Slot<'_>, ModelError> {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(error) = stop_reason(call) {
-                return Err(error);
-            }
-            if *free > 0 {
-                *free -= 1;
-                return Ok(Slot { slots: self });
-            }
-            let wait = call.remaining().map_or(POLL, |left| left.min(POLL));
-            free = self
-                .freed
-                .wait_timeout(free, wait)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+        if let Some(error) = stop_reason(call) {
+            return Err(error);
         }
-    }
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        *self.slots.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.slots.freed.notify_one();
+        let queue_until = Instant::now() + LONGEST_WAIT;
+        self.gate
+            .enter(call.cancel, call.deadline, queue_until)
+            .map_err(|refused| match refused {
+                Refused::Cancelled => ModelError::Cancelled,
+                Refused::Deadline | Refused::Full => ModelError::DeadlineExceeded,
+            })
     }
 }
 
