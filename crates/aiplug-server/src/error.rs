@@ -202,6 +202,19 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_plugin_is_a_429_with_its_retry_after() {
+        let error: ApiError = CallError::Overloaded {
+            plugin: "guard".into(),
+            limit: "max_concurrency",
+            retry_after: Duration::from_millis(2500),
+        }
+        .into();
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()["retry-after"], "2");
+    }
+
+    #[test]
     fn rejections_name_the_plugin() {
         let error: ApiError = CallError::Rejected {
             plugin: "prompt-guard".into(),
