@@ -168,6 +168,21 @@ impl Metrics {
             "Plugin reloads by outcome",
             metrics.reloads.clone(),
         );
+        registry.register(
+            "plugin_refusals",
+            "Plugin calls refused by a [limits] entry, by limit",
+            metrics.refusals.clone(),
+        );
+        registry.register(
+            "plugin_queue_wait_seconds",
+            "Time calls waited for a place under max_concurrency (only calls that waited)",
+            metrics.queue_seconds.clone(),
+        );
+        registry.register(
+            "plugin_in_flight",
+            "Calls running in each plugin (all its versions) at scrape time",
+            metrics.in_flight.clone(),
+        );
         Arc::new(Metrics { registry, ..metrics })
     }
 
