@@ -6,7 +6,9 @@
 //!   matches any of them is rejected, naming the pattern's index (not the
 //!   text, which may be sensitive);
 //! - `redact`: a table of name = regular expression; every match in a
-//!   message's text is replaced by `replacement` (default `[REDACTED]`);
+//!   message's text is replaced by `replacement` (default `[REDACTED]`).
+//!   Patterns apply in name order, whatever order the table was written in
+//!   (how a JSON object keeps its keys depends on the build's features);
 //! - `replacement`: see above.
 //!
 //! Message text is a string `content` or the `text` of content parts.
@@ -46,7 +48,7 @@ impl PromptGuard {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(Error::new("[config] deny must be a list of patterns")),
         };
-        let redact = match config.get("redact") {
+        let mut redact: Vec<(String, Regex)> = match config.get("redact") {
             None => Vec::new(),
             Some(Value::Object(table)) => table
                 .iter()
@@ -59,6 +61,7 @@ impl PromptGuard {
                 .collect::<Result<_, Error>>()?,
             Some(_) => return Err(Error::new("[config] redact must be a table of name = pattern")),
         };
+        redact.sort_by(|a, b| a.0.cmp(&b.0));
         let replacement = config
             .get("replacement")
             .and_then(Value::as_str)
