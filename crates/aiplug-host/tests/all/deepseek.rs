@@ -585,6 +585,73 @@ fn a_stream_that_stalls_past_the_deadline_is_deadline_exceeded() {
     assert_eq!(seen, 2);
 }
 
+/// Cancels `cancel` after `after`, from another thread.
+fn cancel_after(cancel: &CancellationToken, after: Duration) -> std::thread::JoinHandle<()> {
+    let cancel = cancel.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        cancel.cancel();
+    })
+}
+
+#[test]
+fn a_cancel_aborts_a_request_blocked_on_a_silent_server() {
+    // The server holds the answer for 10 s and sends nothing meanwhile: the
+    // read is blocked in the socket when the cancel comes.
+    let server = DeepSeekServer::start(vec![
+        Completion::new("late").reply().delay(Duration::from_secs(10)),
+        Completion::new("next").reply(),
+    ]);
+    let model = provider(&server);
+    let cancel = CancellationToken::new();
+    let canceller = cancel_after(&cancel, Duration::from_millis(200));
+    let started = Instant::now();
+    let error = model
+        .chat(
+            &ChatRequest::user("hi"),
+            ModelCall {
+                cancel: &cancel,
+                deadline: Some(Instant::now() + Duration::from_secs(30)),
+            },
+            None,
+        )
+        .unwrap_err();
+    let took = started.elapsed();
+    canceller.join().unwrap();
+    assert_eq!(error, ModelError::Cancelled);
+    assert!(took < Duration::from_secs(5), "the cancel was noticed after {took:?}");
+    // The aborted connection is not pooled: the next call gets its answer.
+    assert_eq!(plain(&model, &ChatRequest::user("hi")).unwrap().text(), "next");
+}
+
+#[test]
+fn a_cancel_aborts_a_stream_stalled_between_chunks() {
+    let answer = Completion::new("a b c d");
+    let mut events = answer.events();
+    events.insert(2, Event::Pause(Duration::from_secs(10)));
+    let server = DeepSeekServer::start(vec![Reply::sse(events)]);
+    let cancel = CancellationToken::new();
+    let canceller = cancel_after(&cancel, Duration::from_millis(200));
+    let mut seen = 0;
+    let mut sink = |_: &ChatChunk| seen += 1;
+    let started = Instant::now();
+    let error = provider(&server)
+        .chat(
+            &ChatRequest::user("hi"),
+            ModelCall {
+                cancel: &cancel,
+                deadline: Some(Instant::now() + Duration::from_secs(30)),
+            },
+            Some(&mut sink),
+        )
+        .unwrap_err();
+    let took = started.elapsed();
+    canceller.join().unwrap();
+    assert_eq!(error, ModelError::Cancelled);
+    assert!(took < Duration::from_secs(5), "the cancel was noticed after {took:?}");
+    assert_eq!(seen, 2, "the chunks before the stall reached the sink");
+}
+
 #[test]
 fn an_unreachable_base_url_is_a_connection_error_naming_it() {
     let closed = {

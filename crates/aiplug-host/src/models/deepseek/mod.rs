@@ -48,12 +48,13 @@
 //! The deadline (the call's, or now + [`DeepSeekSettings::default_timeout`])
 //! bounds the whole exchange, including every read of the body: a server
 //! that stalls past it yields [`ModelError::DeadlineExceeded`] promptly.
-//! Cancellation is checked before each attempt, during backoff waits and
-//! between the lines of a stream. A cancel (not a deadline) that comes while
-//! a read is blocked is noticed when the next line arrives: DeepSeek sends a
-//! `: keep-alive` line while a request is queued, so that is soon there, but
-//! a server that sends nothing holds the call until it does or the deadline.
+//! Cancellation is checked before each attempt, during backoff waits,
+//! between the lines of a stream, and every 20 ms while a read waits on the
+//! server (see `cancel.rs`): a cancelled call returns
+//! [`ModelError::Cancelled`] within that, and its connection is closed, not
+//! pooled, so the server sees the client go and stops generating.
 
+mod cancel;
 mod errors;
 mod sse;
 
@@ -64,7 +65,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Deserialize;
 use serde_json::Value;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{Connector, DefaultConnector, NextTimeout};
 
 use self::errors::{Endpoint, Failure};
 use crate::models::wire::Message;
@@ -213,7 +214,11 @@ impl DeepSeekProvider {
             .max_idle_connections_per_host(64)
             .user_agent(format!("aiplug/{}", env!("CARGO_PKG_VERSION")))
             .build();
-        let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), LiteralFirst::default());
+        let agent = ureq::Agent::with_parts(
+            config,
+            DefaultConnector::default().chain(cancel::CancelConnector),
+            LiteralFirst::default(),
+        );
         Ok(DeepSeekProvider {
             chat_url: format!("{base}/chat/completions"),
             models_url: format!("{base}/models"),
@@ -326,6 +331,8 @@ impl DeepSeekProvider {
         deadline: Instant,
         mut attempt: impl FnMut() -> Result<T, Failure>,
     ) -> Result<T, ModelError> {
+        // A read blocked on the server gives up when the call is cancelled.
+        let _watch = cancel::watch(call.cancel);
         let mut tries = 0u32;
         loop {
             stopped(call, deadline)?;
@@ -334,6 +341,10 @@ impl DeepSeekProvider {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
+            if call.cancel.is_cancelled() {
+                // Whatever broke, it broke because the call was cancelled.
+                return Err(ModelError::Cancelled);
+            }
             if !failure.retryable || tries > self.settings.max_retries {
                 return Err(after_tries(failure.error, tries));
             }
