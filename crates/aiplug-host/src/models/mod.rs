@@ -10,6 +10,7 @@ pub mod deepseek;
 #[cfg(feature = "local-llm")]
 pub mod local;
 pub mod pull;
+mod slots;
 pub mod table;
 pub mod weights;
 pub mod wire;

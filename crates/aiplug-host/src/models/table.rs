@@ -72,6 +72,10 @@ pub struct RemoteEntry {
     /// Context length in tokens, for listings.
     #[serde(default)]
     pub context_length: Option<u32>,
+    /// Calls of this model in flight at once over all plugins and requests;
+    /// more wait. Defaults to 64.
+    #[serde(default)]
+    pub max_concurrency: Option<usize>,
 }
 
 /// A local GGUF model.
@@ -253,6 +257,9 @@ fn provider(
                 api_key: key_env.as_deref().and_then(env).filter(|k| !k.is_empty()),
                 provider_label: if is_deepseek { "deepseek" } else { "openai" }.to_string(),
                 context_length: remote.context_length,
+                max_concurrency: remote
+                    .max_concurrency
+                    .unwrap_or(DeepSeekSettings::default().max_concurrency),
                 ..DeepSeekSettings::default()
             };
             DeepSeekProvider::new(settings)

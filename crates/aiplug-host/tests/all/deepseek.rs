@@ -4,6 +4,7 @@
 //! request on the wire, every error class, retries, broken connections and
 //! streams, deadlines and cancellation.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use aiplug_host::models::deepseek::{DeepSeekProvider, DeepSeekSettings};
@@ -585,6 +586,45 @@ fn a_stream_that_stalls_past_the_deadline_is_deadline_exceeded() {
     assert_eq!(seen, 2);
 }
 
+#[test]
+fn max_concurrency_bounds_the_calls_in_flight_over_all_callers() {
+    // Eight callers at once, two places: the server never sees more than two
+    // connections (the pool reuses them), and the calls run in four rounds.
+    const CALLERS: usize = 8;
+    const DELAY: Duration = Duration::from_millis(200);
+    let server = DeepSeekServer::repeating(Completion::new("ok").reply().delay(DELAY));
+    let model = Arc::new(
+        DeepSeekProvider::new(DeepSeekSettings {
+            max_concurrency: 2,
+            ..settings(&server)
+        })
+        .unwrap(),
+    );
+    let started = Instant::now();
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let model = Arc::clone(&model);
+            std::thread::spawn(move || plain(&model, &ChatRequest::user("hi")).map(|r| r.text()))
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.join().unwrap().unwrap(), "ok");
+    }
+    assert!(
+        server.connection_count() <= 2,
+        "{} connections: more than 2 calls ran at once",
+        server.connection_count()
+    );
+    assert!(started.elapsed() >= DELAY * 4 - Duration::from_millis(50));
+    assert!(matches!(
+        DeepSeekProvider::new(DeepSeekSettings {
+            max_concurrency: 0,
+            ..settings(&server)
+        }),
+        Err(ModelError::Provider { message, .. }) if message.contains("max_concurrency")
+    ));
+}
+
 /// Cancels `cancel` after `after`, from another thread.
 fn cancel_after(cancel: &CancellationToken, after: Duration) -> std::thread::JoinHandle<()> {
     let cancel = cancel.clone();
@@ -619,7 +659,10 @@ fn a_cancel_aborts_a_request_blocked_on_a_silent_server() {
     let took = started.elapsed();
     canceller.join().unwrap();
     assert_eq!(error, ModelError::Cancelled);
-    assert!(took < Duration::from_secs(5), "the cancel was noticed after {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the cancel was noticed after {took:?}"
+    );
     // The aborted connection is not pooled: the next call gets its answer.
     assert_eq!(plain(&model, &ChatRequest::user("hi")).unwrap().text(), "next");
 }
@@ -648,7 +691,10 @@ fn a_cancel_aborts_a_stream_stalled_between_chunks() {
     let took = started.elapsed();
     canceller.join().unwrap();
     assert_eq!(error, ModelError::Cancelled);
-    assert!(took < Duration::from_secs(5), "the cancel was noticed after {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the cancel was noticed after {took:?}"
+    );
     assert_eq!(seen, 2, "the chunks before the stall reached the sink");
 }
 

@@ -68,6 +68,7 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::{Connector, DefaultConnector, NextTimeout};
 
 use self::errors::{Endpoint, Failure};
+use crate::models::slots::Slots;
 use crate::models::wire::Message;
 use crate::models::{
     ChatChunk, ChatModel, ChatRequest, ChatResponse, ChunkSink, ModelCall, ModelError, ModelInfo,
@@ -124,6 +125,11 @@ pub struct DeepSeekSettings {
     pub default_timeout: Duration,
     /// How long to wait for a TCP (and TLS) connection. Defaults to 10 s.
     pub connect_timeout: Duration,
+    /// Calls of this model in flight at once, over every plugin and
+    /// request; more wait for a place until their deadline or cancel. One
+    /// busy plugin cannot then spend the whole account's rate limit or open
+    /// a connection per caller. Defaults to 64.
+    pub max_concurrency: usize,
 }
 
 impl Default for DeepSeekSettings {
@@ -139,6 +145,7 @@ impl Default for DeepSeekSettings {
             retry_backoff: Duration::from_millis(500),
             default_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
+            max_concurrency: 64,
         }
     }
 }
@@ -156,6 +163,7 @@ impl fmt::Debug for DeepSeekSettings {
             .field("retry_backoff", &self.retry_backoff)
             .field("default_timeout", &self.default_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("max_concurrency", &self.max_concurrency)
             .finish()
     }
 }
@@ -171,6 +179,8 @@ pub struct DeepSeekProvider {
     models_url: String,
     authorization: Option<String>,
     agent: ureq::Agent,
+    /// Places for calls in flight ([`DeepSeekSettings::max_concurrency`]).
+    slots: Slots,
 }
 
 impl fmt::Debug for DeepSeekProvider {
@@ -197,6 +207,11 @@ impl DeepSeekProvider {
                 "base_url {:?} is not an http(s) URL (e.g. {DEFAULT_BASE_URL} or http://127.0.0.1:8080/v1)",
                 settings.base_url
             )));
+        }
+        if settings.max_concurrency == 0 {
+            return Err(invalid(
+                "max_concurrency is 0: no call could ever run; set at least 1".into(),
+            ));
         }
         if settings.upstream_model.trim().is_empty() {
             return Err(invalid(
@@ -227,6 +242,7 @@ impl DeepSeekProvider {
                 .as_ref()
                 .map(|key| format!("Bearer {}", key.trim())),
             base,
+            slots: Slots::new(settings.max_concurrency),
             settings,
             agent,
         })
@@ -568,6 +584,10 @@ impl ChatModel for DeepSeekProvider {
     ) -> Result<ChatResponse, ModelError> {
         let body = self.request_body(request, stream.is_some())?;
         let deadline = self.deadline(&call);
+        let _place = self.slots.acquire(ModelCall {
+            cancel: call.cancel,
+            deadline: Some(deadline),
+        })?;
         let mut delivered = 0usize;
         self.with_retries(&call, deadline, || {
             let sink = stream.as_mut().map(|s| &mut **s as &mut dyn FnMut(&ChatChunk));

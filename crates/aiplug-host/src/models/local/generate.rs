@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use super::json::JsonCloser;
 use super::shared::{ContextShape, SharedModel};
-use super::slots::{stop_reason, Slots};
 use super::text::{Filtered, StopFilter, Utf8Decoder};
+use crate::models::slots::{stop_reason, Slots};
 use crate::models::wire::{ChunkChoice, Delta};
 use crate::models::{
     ChatChunk, ChatRequest, ChatResponse, ChunkAssembler, ChunkSink, ModelCall, ModelError, Usage,

@@ -59,7 +59,6 @@ mod generate;
 pub mod gguf;
 mod json;
 mod shared;
-mod slots;
 mod text;
 
 use std::path::{Path, PathBuf};
@@ -70,9 +69,9 @@ use crate::models::{ChatModel, ChatRequest, ChatResponse, ChunkSink, ModelCall, 
 
 pub use gguf::{GgufError, GgufSummary};
 
+use super::slots::{self, Slots};
 use generate::{Job, Plan};
 use shared::SharedModel;
-use slots::Slots;
 
 /// The note `info()` carries for a model without a chat template.
 pub const BASE_MODEL_NOTE: &str = "base model, no chat template: plain completion prompt";

@@ -1,4 +1,5 @@
-//! Context slots: at most `slots` requests of one model run at once; the
+//! Per-model concurrency: at most `n` calls of one model run at once (a
+//! local model's context slots, a remote model's `max_concurrency`); the
 //! others wait (on the host's admission [`Gate`]), and give up when their
 //! call is cancelled or its deadline passes.
 
