@@ -37,6 +37,7 @@ pub struct HostBuilder {
     max_nesting: u32,
     observer: Option<Arc<dyn Observer>>,
     session_ttl: Option<Duration>,
+    admission: bool,
 }
 
 impl Default for HostBuilder {
@@ -58,7 +59,18 @@ impl HostBuilder {
             max_nesting: 4,
             observer: None,
             session_ttl: Some(Duration::from_secs(30 * 60)),
+            admission: true,
         }
+    }
+
+    /// Whether calls are admitted under each plugin's `[limits]`
+    /// (`max_concurrency`, `queue_ms`, `requests_per_second`); default
+    /// true. Off, every call runs at once (deadlines still apply): for an
+    /// embedder that admits calls itself, and for `bench/limits.sh`, which
+    /// measures what the admission costs.
+    pub fn admission(mut self, on: bool) -> HostBuilder {
+        self.admission = on;
+        self
     }
 
     /// Sessions unused this long end, and the plugins that stored
@@ -122,6 +134,7 @@ impl HostBuilder {
             unload_grace: self.unload_grace,
             max_nesting: self.max_nesting,
             observer: self.observer,
+            admission: self.admission,
         });
         if let Some(ttl) = self.session_ttl {
             spawn_session_janitor(Arc::downgrade(&shared), ttl);
@@ -249,6 +262,8 @@ pub(crate) struct Shared {
     pub(crate) unload_grace: Duration,
     pub(crate) max_nesting: u32,
     pub(crate) observer: Option<Arc<dyn Observer>>,
+    /// See [`HostBuilder::admission`].
+    pub(crate) admission: bool,
 }
 
 impl Host {
@@ -505,6 +520,7 @@ impl Shared {
                 continue;
             }
             let options = CallOptions::new();
+            let _in_flight = plugin.enter();
             let result = self.with_scope(plugin, "on_session_end", "", &options, |scope| {
                 plugin.instance.on_session_end(scope, session_id)
             });
@@ -550,7 +566,6 @@ impl Shared {
             stats: Some(&options.stats),
         };
         let _span = tracing::debug_span!("hook", plugin = plugin.id(), hook).entered();
-        let _in_flight = plugin.enter();
         let Some(observer) = &self.observer else {
             return f(&scope);
         };
@@ -567,8 +582,12 @@ impl Shared {
     /// Lets a call into `plugin` under its `[limits]`: a token of its
     /// rate, then a place among its `max_concurrency`, queueing up to
     /// `queue_ms` (and never past the call's deadline or cancellation). The
-    /// pass is held for the call.
+    /// pass is held for the call and counts it in flight; with admission
+    /// off it only counts it.
     fn admit<'p>(&self, plugin: &'p LoadedPlugin, options: &CallOptions) -> Result<Pass<'p>, CallError> {
+        if !self.admission {
+            return Ok(plugin.enter());
+        }
         let id = plugin.id();
         if let Some(rate) = &plugin.rate {
             if let Err(wait) = rate.check() {
@@ -582,14 +601,11 @@ impl Shared {
                 });
             }
         }
-        let start = Instant::now();
-        let queue_until = start + Duration::from_millis(plugin.manifest.limits.queue_ms);
-        match plugin.gate.enter(&options.cancel, options.deadline, queue_until) {
+        let queue = Duration::from_millis(plugin.manifest.limits.queue_ms);
+        match plugin.gate.enter(&options.cancel, options.deadline, queue) {
             Ok(pass) => {
-                if pass.queued {
-                    if let Some(observer) = &self.observer {
-                        observer.queued(id, start.elapsed());
-                    }
+                if let (Some(waited), Some(observer)) = (pass.waited, &self.observer) {
+                    observer.queued(id, waited);
                 }
                 Ok(pass)
             }

@@ -479,6 +479,7 @@ impl Shared {
         }
         let options = CallOptions::new().timeout(self.unload_grace);
         let result = self.with_scope(&plugin, "on_unload", "", &options, |scope| {
+            let _in_flight = plugin.enter();
             plugin.instance.on_unload(scope)
         });
         plugin.set_state(PluginState::Unloaded);

@@ -6,12 +6,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use crate::limits::{Gate, Rate};
+use crate::limits::{Gate, Pass, Rate};
 use crate::loader::Instance;
 use crate::manifest::{Hook, Manifest, PluginKind};
 
@@ -65,23 +65,14 @@ pub(crate) struct LoadedPlugin {
     /// SHA-256 over the manifest and the artefact as they were on disk
     /// before this version loaded: a reload of unchanged files is skipped.
     pub(crate) fingerprint: String,
-    /// Calls running in this version now.
-    in_flight: AtomicUsize,
     /// Active, then Draining once replaced or unloaded, then Unloaded.
     state: AtomicU8,
-    /// `[limits] max_concurrency`: calls running at once.
+    /// `[limits] max_concurrency`: calls running at once. Also the count of
+    /// calls in flight in this version, admitted or not (one counter, not
+    /// two, on the call path).
     pub(crate) gate: Gate,
     /// `[limits] requests_per_second`.
     pub(crate) rate: Option<Rate>,
-}
-
-/// Counts one call in flight for as long as it lives.
-pub(crate) struct InFlight<'a>(&'a AtomicUsize);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Release);
-    }
 }
 
 impl LoadedPlugin {
@@ -105,7 +96,6 @@ impl LoadedPlugin {
             tasks,
             instance,
             fingerprint: String::new(),
-            in_flight: AtomicUsize::new(0),
             state: AtomicU8::new(PluginState::Active as u8),
         }
     }
@@ -114,15 +104,16 @@ impl LoadedPlugin {
         &self.manifest.id
     }
 
-    /// Marks a call entering this version; the guard marks it leaving.
-    pub(crate) fn enter(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::Acquire);
-        InFlight(&self.in_flight)
+    /// Counts a call that is not admitted under `[limits]` (a lifecycle
+    /// hook, or any call with admission off) in flight; the pass marks it
+    /// leaving.
+    pub(crate) fn enter(&self) -> Pass<'_> {
+        self.gate.enter_uncapped()
     }
 
     /// Calls running in this version now.
     pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
+        self.gate.in_use()
     }
 
     pub(crate) fn state(&self) -> PluginState {

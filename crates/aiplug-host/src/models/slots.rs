@@ -3,7 +3,7 @@
 //! others wait (on the host's admission [`Gate`]), and give up when their
 //! call is cancelled or its deadline passes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::limits::{Gate, Pass, Refused};
 use crate::models::{ModelCall, ModelError};
@@ -30,9 +30,8 @@ impl Slots {
         if let Some(error) = stop_reason(call) {
             return Err(error);
         }
-        let queue_until = Instant::now() + LONGEST_WAIT;
         self.gate
-            .enter(call.cancel, call.deadline, queue_until)
+            .enter(call.cancel, call.deadline, LONGEST_WAIT)
             .map_err(|refused| match refused {
                 Refused::Cancelled => ModelError::Cancelled,
                 Refused::Deadline | Refused::Full => ModelError::DeadlineExceeded,
