@@ -25,6 +25,8 @@
 #![cfg_attr(not(any(feature = "native", feature = "wasm")), allow(dead_code))]
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod host;
 mod lifecycle;
 mod limits;
