@@ -85,6 +85,51 @@ pub enum IntegrityError {
         /// What the file hashes to.
         actual: String,
     },
+    /// Signatures are required and the plugin has none.
+    #[error("the plugin is not signed: {} is missing", signature.display())]
+    Unsigned {
+        /// Where the signature should be.
+        signature: PathBuf,
+    },
+    /// The signature file is there but unusable (truncated, garbage).
+    #[error("the signature file {} is unusable: {reason}", signature.display())]
+    SignatureUnreadable {
+        /// The signature file.
+        signature: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The trust store cannot be read.
+    #[error("the trust store {} cannot be used: {reason}", dir.display())]
+    TrustStore {
+        /// The trust store directory.
+        dir: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Signed by a key the trust store does not hold.
+    #[error("signed by key {key_id}, which is not in the trust store {}", keys_dir.display())]
+    UntrustedKey {
+        /// The signer's key id.
+        key_id: String,
+        /// The trust store directory.
+        keys_dir: PathBuf,
+    },
+    /// The signature does not verify: the manifest changed after signing,
+    /// or the signature was not made by that key.
+    #[error("the signature by key {key_id} does not match {}: the manifest was changed after it was signed", manifest.display())]
+    BadSignature {
+        /// The manifest.
+        manifest: PathBuf,
+        /// The key id the signature names.
+        key_id: String,
+    },
+    /// A signed manifest that does not pin its artefact vouches for nothing.
+    #[error("{} is signed but pins no sha256 of its artefact, so the signature does not cover the code", manifest.display())]
+    NotPinned {
+        /// The manifest.
+        manifest: PathBuf,
+    },
 }
 
 /// Format stage failures.
@@ -359,8 +404,28 @@ impl LoadErrorKind {
                 "build the plugin, or correct `entry` in plugin.toml to name the artefact".into()
             }
             K::Integrity(IntegrityError::Sha256Mismatch { actual, .. }) => format!(
-                "if you rebuilt the plugin on purpose, pin the new hash: sha256 = \"{actual}\"; otherwise the file was changed by someone else: restore it"
+                "if you rebuilt the plugin on purpose, pin the new hash (sha256 = \"{actual}\") and sign it again (`aiplug plugins sign DIR --key KEY --pin` does both); otherwise the artefact was changed by someone else: restore it"
             ),
+            K::Integrity(IntegrityError::Unsigned { .. }) => {
+                "sign the plugin: `aiplug plugins sign DIR --key KEY --pin` (make a key with `aiplug keys generate NAME --trust`); for development only, allow unsigned plugins with --allow-unsigned or `[trust] allow_unsigned = true`".into()
+            }
+            K::Integrity(IntegrityError::SignatureUnreadable { .. }) => {
+                "sign the plugin again with `aiplug plugins sign DIR --key KEY`: the signature file is damaged".into()
+            }
+            K::Integrity(IntegrityError::TrustStore { dir, .. }) => format!(
+                "create {} and put the public keys (*.pub, PEM) you trust in it, or point `[trust] keys_dir` at your trust store",
+                dir.display()
+            ),
+            K::Integrity(IntegrityError::UntrustedKey { key_id, keys_dir }) => format!(
+                "if you trust whoever holds key {key_id}, copy their public key file into {}; otherwise do not load this plugin",
+                keys_dir.display()
+            ),
+            K::Integrity(IntegrityError::BadSignature { .. }) => {
+                "do not load it: restore the manifest as it was signed, or, if the change is yours, sign it again with `aiplug plugins sign DIR --key KEY`".into()
+            }
+            K::Integrity(IntegrityError::NotPinned { .. }) => {
+                "pin the artefact and sign again: `aiplug plugins sign DIR --key KEY --pin`".into()
+            }
             K::Format(FormatError::NotAnObject { .. }) => {
                 "rebuild the plugin as a shared library (Rust: crate-type = [\"cdylib\"]; C: cc -shared -fPIC; Go: go build -buildmode=c-shared); the file may be truncated".into()
             }

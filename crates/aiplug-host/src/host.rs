@@ -1,6 +1,7 @@
 //! The host: loads plugins through the staged pipeline, keeps them in the
 //! registry, runs calls through them, and serves their host API.
 
+use crate::trust::TrustPolicy;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ pub struct HostBuilder {
     observer: Option<Arc<dyn Observer>>,
     session_ttl: Option<Duration>,
     admission: bool,
+    trust: TrustPolicy,
 }
 
 impl Default for HostBuilder {
@@ -60,7 +62,17 @@ impl HostBuilder {
             observer: None,
             session_ttl: Some(Duration::from_secs(30 * 60)),
             admission: true,
+            trust: TrustPolicy::default(),
         }
+    }
+
+    /// Whose plugins load. Default: [`TrustPolicy::default`], a valid
+    /// signature by a key in `$AIPLUG_HOME/trusted-keys` (secure by
+    /// default). [`TrustPolicy::AllowUnsigned`] is development mode, and
+    /// `build` logs a warning saying so.
+    pub fn trust(mut self, policy: TrustPolicy) -> HostBuilder {
+        self.trust = policy;
+        self
     }
 
     /// Whether calls are admitted under each plugin's `[limits]`
@@ -135,7 +147,14 @@ impl HostBuilder {
             max_nesting: self.max_nesting,
             observer: self.observer,
             admission: self.admission,
+            trust: self.trust,
         });
+        if shared.trust == TrustPolicy::AllowUnsigned {
+            tracing::warn!(
+                "DEVELOPMENT MODE: unsigned plugins are allowed and no signature is checked; \
+                 never run a production host like this"
+            );
+        }
         if let Some(ttl) = self.session_ttl {
             spawn_session_janitor(Arc::downgrade(&shared), ttl);
         }
@@ -264,6 +283,8 @@ pub(crate) struct Shared {
     pub(crate) observer: Option<Arc<dyn Observer>>,
     /// See [`HostBuilder::admission`].
     pub(crate) admission: bool,
+    /// See [`HostBuilder::trust`].
+    pub(crate) trust: TrustPolicy,
 }
 
 impl Host {
@@ -392,6 +413,7 @@ impl Host {
             other_ids,
             services: Arc::clone(&self.shared) as Arc<dyn HostServices>,
             init_timeout: self.shared.init_timeout,
+            trust: &self.shared.trust,
             replacing: None,
         };
         let mut sha256 = None;

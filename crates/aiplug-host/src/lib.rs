@@ -37,6 +37,7 @@ pub mod observe;
 mod pipeline;
 mod registry;
 pub mod session;
+pub mod trust;
 pub mod watch;
 
 pub use error::{
@@ -50,3 +51,4 @@ pub use manifest::{Hook, Manifest, ManifestError, PluginKind};
 pub use observe::{CallStats, Observer};
 pub use registry::{PluginInfo, PluginState};
 pub use tokio_util::sync::CancellationToken;
+pub use trust::TrustPolicy;

@@ -161,10 +161,15 @@ pub(crate) fn fingerprint(manifest_path: &Path) -> Option<String> {
     let text = std::fs::read(manifest_path).ok()?;
     let manifest = Manifest::parse(std::str::from_utf8(&text).ok()?, manifest_path).ok()?;
     let artefact = std::fs::read(manifest.entry_path(manifest_path)).ok()?;
+    // The signature counts too: a plugin refused as unsigned must load once
+    // its signature lands, though manifest and artefact did not change.
+    let signature = std::fs::read(manifest_path.with_file_name(crate::trust::SIGNATURE_FILE)).unwrap_or_default();
     let mut hasher = Sha256::new();
-    hasher.update((text.len() as u64).to_le_bytes());
-    hasher.update(&text);
-    hasher.update(&artefact);
+    for part in [&text, &artefact] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.update(&signature);
     Some(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -190,6 +195,7 @@ impl Host {
                 other_ids: &HashMap::new(),
                 services: Arc::clone(shared) as Arc<dyn HostServices>,
                 init_timeout: shared.init_timeout,
+                trust: &shared.trust,
                 replacing: None,
             };
             let mut plugin = pipeline::load(path, &env, &mut |stage, detail| {
@@ -306,6 +312,7 @@ impl Host {
                 other_ids: &HashMap::new(),
                 services: Arc::clone(shared) as Arc<dyn HostServices>,
                 init_timeout: shared.init_timeout,
+                trust: &shared.trust,
                 replacing: Some(id),
             };
             let mut plugin = pipeline::load(&path, &env, &mut |stage, detail| {

@@ -253,13 +253,23 @@ impl Manifest {
     /// Reads and validates the manifest at `path` (a `plugin.toml`, or a
     /// directory containing one).
     pub fn from_path(path: &Path) -> Result<(Manifest, PathBuf), ManifestError> {
+        Manifest::read(path).map(|(manifest, path, _)| (manifest, path))
+    }
+
+    /// [`Manifest::from_path`], also returning the exact bytes parsed (what
+    /// a signature covers).
+    pub fn read(path: &Path) -> Result<(Manifest, PathBuf, Vec<u8>), ManifestError> {
         let path = manifest_path(path);
-        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
+        let bytes = std::fs::read(&path).map_err(|source| ManifestError::Read {
             path: path.clone(),
             source,
         })?;
-        let manifest = Manifest::parse(&text, &path)?;
-        Ok((manifest, path))
+        let text = std::str::from_utf8(&bytes).map_err(|e| ManifestError::Parse {
+            path: path.clone(),
+            message: format!("not UTF-8 text: {e}"),
+        })?;
+        let manifest = Manifest::parse(text, &path)?;
+        Ok((manifest, path, bytes))
     }
 
     /// Parses and validates manifest text; `path` is used in messages.

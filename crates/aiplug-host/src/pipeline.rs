@@ -11,6 +11,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use crate::trust::TrustPolicy;
 use crate::error::{IdentityError, InitError, IntegrityError, LoadError, LoadErrorKind, Stage};
 use crate::loader::{CallScope, HookStatus, HostServices, Instance};
 use crate::manifest::{Manifest, PluginKind};
@@ -27,6 +28,8 @@ pub(crate) struct LoadEnv<'a> {
     pub(crate) services: Arc<dyn HostServices>,
     /// How long `on_load` may take.
     pub(crate) init_timeout: Duration,
+    /// Whose plugins load (the integrity stage's signature check).
+    pub(crate) trust: &'a TrustPolicy,
     /// The id of the plugin this load replaces (a reload): its id and tasks
     /// are not duplicates.
     pub(crate) replacing: Option<&'a str>,
@@ -51,11 +54,12 @@ pub(crate) fn load(path: &Path, env: &LoadEnv<'_>, observe: Observer<'_>) -> Res
     let fail =
         |label: &str, manifest_path: &Path, kind: LoadErrorKind| LoadError::new(label, manifest_path, kind);
 
-    // manifest
-    let manifest = match Manifest::from_path(path) {
-        Ok((manifest, resolved)) => {
+    // manifest: its bytes are read once, parsed, and (at the integrity
+    // stage) verified, so what is checked is what is loaded.
+    let (manifest, manifest_bytes) = match Manifest::read(path) {
+        Ok((manifest, resolved, bytes)) => {
             manifest_path = resolved;
-            manifest
+            (manifest, bytes)
         }
         Err(e) => return Err(fail(&label, &manifest_path, e.into())),
     };
@@ -72,7 +76,10 @@ pub(crate) fn load(path: &Path, env: &LoadEnv<'_>, observe: Observer<'_>) -> Res
         ),
     );
 
-    // integrity
+    // integrity: the signature vouches for the manifest, whose pin then
+    // vouches for the artefact.
+    let signed = crate::trust::check(env.trust, &manifest_path, &manifest_bytes, manifest.sha256.is_some())
+        .map_err(|e| fail(e.into()))?;
     let entry = manifest.entry_path(&manifest_path);
     let bytes = std::fs::read(&entry).map_err(|source| {
         fail(
@@ -95,8 +102,8 @@ pub(crate) fn load(path: &Path, env: &LoadEnv<'_>, observe: Observer<'_>) -> Res
                 .into(),
             ))
         }
-        Some(_) => observe(Stage::Integrity, format!("sha256 {sha256} matches the pin")),
-        None => observe(Stage::Integrity, format!("sha256 {sha256} (not pinned)")),
+        Some(_) => observe(Stage::Integrity, format!("sha256 {sha256} matches the pin; {signed}")),
+        None => observe(Stage::Integrity, format!("sha256 {sha256} (not pinned); {signed}")),
     }
 
     // format, symbols, ABI: per tier

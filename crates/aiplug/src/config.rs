@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use std::collections::BTreeMap;
 
+use aiplug_host::TrustPolicy;
 use aiplug_host::models::table::{ModelEntry, ModelsConfig};
 use anyhow::Context as _;
 use serde::Deserialize;
@@ -29,6 +30,9 @@ pub struct Config {
     /// `[models.NAME]` entries added to (or replacing) the built-in ones.
     #[serde(default)]
     pub models: BTreeMap<String, ModelEntry>,
+    /// `[trust]`: whose plugins load.
+    #[serde(default)]
+    pub trust: TrustConfig,
     /// `[server]`: read by `aiplug serve` (its fields are checked there).
     #[serde(default)]
     #[cfg_attr(not(feature = "server"), allow(dead_code))]
@@ -43,6 +47,19 @@ pub struct PluginsConfig {
     /// Defaults to `["plugins"]`.
     #[serde(default)]
     pub dirs: Vec<PathBuf>,
+}
+
+/// `[trust]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfig {
+    /// The trust store: a directory of trusted public keys (`*.pub`),
+    /// relative to the config file. Defaults to `$AIPLUG_HOME/trusted-keys`.
+    #[serde(default)]
+    pub keys_dir: Option<PathBuf>,
+    /// Development mode: load unsigned plugins, check no signature.
+    #[serde(default)]
+    pub allow_unsigned: bool,
 }
 
 impl Config {
@@ -72,6 +89,23 @@ impl Config {
         ModelsConfig {
             default_model: self.default_model.clone(),
             models: self.models.clone(),
+        }
+    }
+
+    /// The trust policy: `allow_unsigned` (from the config or the
+    /// `--allow-unsigned` flag) is development mode; otherwise signatures
+    /// are required, from the keys in `[trust] keys_dir` or the default
+    /// store.
+    pub fn trust_policy(&self, base: &Path, allow_unsigned: bool) -> TrustPolicy {
+        if allow_unsigned || self.trust.allow_unsigned {
+            return TrustPolicy::AllowUnsigned;
+        }
+        TrustPolicy::RequireSigned {
+            keys_dir: self
+                .trust
+                .keys_dir
+                .as_ref()
+                .map_or_else(aiplug_host::trust::default_keys_dir, |dir| base.join(dir)),
         }
     }
 

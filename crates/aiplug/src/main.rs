@@ -43,6 +43,11 @@ pub struct Global {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Development mode: load plugins without a valid signature from a
+    /// trusted key (same as `[trust] allow_unsigned = true`). Never in
+    /// production.
+    #[arg(long, global = true, env = "AIPLUG_ALLOW_UNSIGNED")]
+    allow_unsigned: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -53,9 +58,12 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// List, inspect plugins.
+    /// List, inspect, sign, verify plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Run every load stage on a plugin and print a table: stage, result,
     /// root cause, how to fix. Exits 1 when a stage fails.
     ///
@@ -243,6 +251,24 @@ impl GenerationArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Make an ed25519 key pair for signing plugins: NAME.key (private,
+    /// PKCS#8 PEM, mode 0600) and NAME.pub (public, SPKI PEM), in
+    /// $AIPLUG_HOME/keys unless --dir says otherwise. Prints the key id.
+    Generate {
+        /// The key's name (its file names).
+        name: String,
+        /// Where to write the pair.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Also copy the public key into the trust store (`[trust] keys_dir`
+        /// or $AIPLUG_HOME/trusted-keys), so this host loads what it signs.
+        #[arg(long)]
+        trust: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum PluginsCommand {
     /// Load the plugin directories and list every plugin: id, version, kind,
     /// hooks, priority, state (failed ones with their diagnosis).
@@ -266,6 +292,26 @@ enum PluginsCommand {
         #[arg(long, value_name = "URL")]
         server: Option<String>,
     },
+    /// Sign a plugin: writes DIR/plugin.toml.sig, an ed25519 signature over
+    /// the exact bytes of plugin.toml (which pins the artefact by sha256, so
+    /// the signature covers the code too).
+    Sign {
+        /// The plugin directory (or its plugin.toml).
+        dir: PathBuf,
+        /// The private key (from `aiplug keys generate`; mode 0600).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// First write the artefact's current sha256 into plugin.toml (after
+        /// a rebuild); without it a missing or stale pin is an error.
+        #[arg(long)]
+        pin: bool,
+    },
+    /// Check a plugin's signature and artefact pin against the trust store
+    /// (the integrity stage alone). Exits 1 when it would be refused.
+    Verify {
+        /// The plugin directory (or its plugin.toml).
+        dir: PathBuf,
+    },
     /// Load one plugin and show everything about it: manifest, artefact
     /// hash, hooks, tasks, limits, capabilities, config.
     Inspect {
@@ -287,7 +333,14 @@ fn main() -> ExitCode {
     init_logging(&cli.global, serving);
     let result = match cli.command {
         Command::Plugins(PluginsCommand::List { json }) => commands::plugins::list(&cli.global, json),
-        Command::Plugins(PluginsCommand::Inspect { path, json }) => commands::plugins::inspect(&path, json),
+        Command::Plugins(PluginsCommand::Inspect { path, json }) => {
+            commands::plugins::inspect(&cli.global, &path, json)
+        }
+        Command::Plugins(PluginsCommand::Sign { dir, key, pin }) => commands::trust::sign(&dir, &key, pin),
+        Command::Plugins(PluginsCommand::Verify { dir }) => commands::trust::verify(&cli.global, &dir),
+        Command::Keys(KeysCommand::Generate { name, dir, trust }) => {
+            commands::trust::generate(&cli.global, &name, dir.as_deref(), trust)
+        }
         Command::Plugins(PluginsCommand::Reload { id, server }) => {
             commands::plugins::reload(&cli.global, id.as_deref(), server.as_deref())
         }

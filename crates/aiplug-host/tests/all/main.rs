@@ -53,7 +53,7 @@ pub fn fixture(parent: &Path, id: &str, defines: &[(&str, &str)], extra: &str) -
 
 /// A host with a short init timeout so hanging plugins fail fast.
 pub fn host() -> Host {
-    HostBuilder::new()
+    HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned)
         .init_timeout(std::time::Duration::from_secs(3))
         .build()
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use aiplug_host::{plugin_dirs, HostBuilder, Manifest, StageOutcome};
+use aiplug_host::{plugin_dirs, Manifest, StageOutcome};
 use serde_json::json;
 
 use crate::output::table;
@@ -12,7 +12,7 @@ use crate::Global;
 
 /// Runs the doctor on `path` and prints the report.
 pub fn run(global: &Global, path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
-    let host = HostBuilder::new().build();
+    let host = super::host_builder(global)?.build();
     let report = host.doctor(path, &other_ids(global, path));
     let code = if report.ok() {
         ExitCode::SUCCESS

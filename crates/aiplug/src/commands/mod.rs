@@ -8,6 +8,7 @@ pub mod review;
 pub mod run;
 #[cfg(feature = "server")]
 pub mod serve;
+pub mod trust;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,18 @@ use crate::Global;
 pub fn plugin_dirs(global: &Global) -> anyhow::Result<Vec<PathBuf>> {
     let (config, base) = Config::load(global.config.as_deref())?;
     Ok(config.plugin_dirs(&base, &global.plugins))
+}
+
+/// The trust policy of the config and `--allow-unsigned`.
+pub fn trust_policy(global: &Global) -> anyhow::Result<aiplug_host::TrustPolicy> {
+    let (config, base) = Config::load(global.config.as_deref())?;
+    Ok(config.trust_policy(&base, global.allow_unsigned))
+}
+
+/// A host builder with the configured trust policy: what every command
+/// that loads plugins starts from.
+pub fn host_builder(global: &Global) -> anyhow::Result<HostBuilder> {
+    Ok(HostBuilder::new().trust(trust_policy(global)?))
 }
 
 /// The model table from the built-in entries and the config file.
@@ -47,7 +60,7 @@ pub fn load_host_observed(
 ) -> anyhow::Result<(Host, Vec<LoadError>)> {
     let dirs = plugin_dirs(global)?;
     let table = model_table(global)?;
-    let mut builder = HostBuilder::new();
+    let mut builder = host_builder(global)?;
     if let Some(observer) = observer {
         builder = builder.observer(observer);
     }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use aiplug_host::{HostBuilder, Manifest, PluginInfo};
+use aiplug_host::{Manifest, PluginInfo};
 use serde_json::json;
 
 use crate::output::table;
@@ -51,8 +51,8 @@ pub fn list(global: &Global, as_json: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// `aiplug plugins inspect PATH`.
-pub fn inspect(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
-    let host = HostBuilder::new().build();
+pub fn inspect(global: &Global, path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+    let host = super::host_builder(global)?.build();
     let info = match host.load(path) {
         Ok(info) => info,
         Err(error) => {

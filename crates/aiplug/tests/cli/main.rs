@@ -32,8 +32,12 @@ pub fn aiplug(cwd: &Path, args: &[&str], stdin: &[u8]) -> Run {
 }
 
 /// Like [`aiplug`], with environment changes (`None` removes the variable).
+///
+/// Unsigned plugins are allowed (`AIPLUG_ALLOW_UNSIGNED=1`): the tests
+/// build their plugins on the fly. The trust tests remove the variable.
 pub fn aiplug_env(cwd: &Path, args: &[&str], stdin: &[u8], env: &[(&str, Option<&str>)]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_aiplug"));
+    command.env("AIPLUG_ALLOW_UNSIGNED", "1");
     for (name, value) in env {
         match value {
             Some(value) => command.env(name, value),

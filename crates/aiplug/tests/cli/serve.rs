@@ -93,6 +93,7 @@ impl Setup {
         std::fs::write(&config, text).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_aiplug"));
         command
+            .env("AIPLUG_ALLOW_UNSIGNED", "1")
             .args(["--config"])
             .arg(&config)
             .args(["serve", "--listen", "127.0.0.1:0"])

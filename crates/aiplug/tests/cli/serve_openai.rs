@@ -70,6 +70,7 @@ impl Serve {
             .arg(config)
             .current_dir(config.parent().expect("the config has a directory"))
             .env_remove("RUST_LOG")
+            .env("AIPLUG_ALLOW_UNSIGNED", "1")
             .env_remove("AIPLUG_API_KEYS")
             .env_remove("AIPLUG_ADMIN_KEYS")
             .env_remove("DEEPSEEK_API_KEY")
