@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the example plugins under plugins/ the way their authors would and
 # stages each as a ready-to-load plugin directory (plugin.toml next to the
-# artefact, with the artefact's sha256 pinned) under OUT (default
+# artefact, with the artefact's sha256 pinned, signed) under OUT (default
 # target/plugins), which the repository's aiplug.toml points the host at.
 #
 #   code-review       Rust, through aiplug-sdk (cargo, release): `aiplug review`
@@ -57,4 +57,21 @@ mkdir -p target/go-plugins
 )
 stage go-format target/go-plugins/libgo_format.so
 
-log "done: plugins are in $out"
+# Hosts load signed plugins only (outside --allow-unsigned): sign each
+# staged plugin with this checkout's key (made once, kept under
+# target/signing, or AIPLUG_SIGNING_KEY) and trust that key in this user's
+# trust store ($AIPLUG_HOME/trusted-keys).
+log "signing the plugins"
+cargo build --quiet --release -p aiplug
+aiplug=target/release/aiplug
+key=${AIPLUG_SIGNING_KEY:-$root/target/signing/local.key}
+if [ ! -f "$key" ]; then
+    "$aiplug" keys generate "$(basename "$key" .key)" --dir "$(dirname "$key")" >/dev/null
+    log "made the signing key $key"
+fi
+"$aiplug" keys trust "${key%.key}.pub" >&2
+for id in code-review prompt-decorator prompt-guard secret-redactor go-format; do
+    "$aiplug" plugins sign "$out/$id" --key "$key" >/dev/null
+done
+
+log "done: plugins are in $out, signed with $key"

@@ -76,7 +76,9 @@ fn load_plugin(parent: &Path) -> Host {
     let lib = aiplug_testkit::cargo_plugin("test-behaviour");
     let manifest = aiplug_testkit::manifest("test-behaviour", "libtest_behaviour.so", "");
     let dir = aiplug_testkit::stage(parent, "test-behaviour", &manifest, &lib, "libtest_behaviour.so");
-    let host = HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned).build();
+    let host = HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
+        .build();
     if let Err(e) = host.load(&dir) {
         panic!("cannot load the test plugin: {e}\n  fix: {}", e.fix());
     }

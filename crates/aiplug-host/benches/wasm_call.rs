@@ -44,7 +44,9 @@ fn stage_wasm(parent: &Path, dir: &str, extra: &str) -> PathBuf {
 }
 
 fn load(dir: &Path) -> Host {
-    let host = HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned).build();
+    let host = HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
+        .build();
     if let Err(e) = host.load(dir) {
         panic!("cannot load {}: {e}\n  fix: {}", dir.display(), e.fix());
     }
@@ -121,7 +123,9 @@ fn bench(c: &mut Criterion, parent: &Path) {
     let dir = stage_wasm(parent, "cold", "");
     cold.bench_function("cold_load", |b| {
         b.iter(|| {
-            let host = HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned).build();
+            let host = HostBuilder::new()
+                .trust(aiplug_host::TrustPolicy::AllowUnsigned)
+                .build();
             host.load(&dir).expect("load");
             host.unload("test-behaviour").expect("unload");
         })

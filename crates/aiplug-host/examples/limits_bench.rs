@@ -76,7 +76,10 @@ fn host(parent: &Path, name: &str, limits: &str, admission: bool) -> Host {
     let lib = kit::cargo_plugin("test-behaviour");
     let manifest = kit::manifest("test-behaviour", "libtest_behaviour.so", limits);
     let dir = kit::stage(parent, name, &manifest, &lib, "libtest_behaviour.so");
-    let host = HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned).admission(admission).build();
+    let host = HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
+        .admission(admission)
+        .build();
     if let Err(e) = host.load(&dir) {
         panic!("cannot load the test plugin: {e}\n  fix: {}", e.fix());
     }

@@ -186,7 +186,8 @@ fn stage(subject: &Subject) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn host(swaps: &Arc<Swaps>) -> Host {
-    HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned)
+    HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
         .observer(Arc::clone(swaps) as Arc<dyn Observer>)
         .build()
 }

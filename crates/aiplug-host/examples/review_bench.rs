@@ -118,7 +118,8 @@ fn main() {
         tokens_in: AtomicU64::new(0),
         tokens_out: AtomicU64::new(0),
     });
-    let host = HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned)
+    let host = HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
         .model(name.clone(), Arc::clone(&timed) as Arc<dyn ChatModel>)
         .default_model(name.clone())
         .build();

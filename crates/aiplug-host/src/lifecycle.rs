@@ -163,7 +163,8 @@ pub(crate) fn fingerprint(manifest_path: &Path) -> Option<String> {
     let artefact = std::fs::read(manifest.entry_path(manifest_path)).ok()?;
     // The signature counts too: a plugin refused as unsigned must load once
     // its signature lands, though manifest and artefact did not change.
-    let signature = std::fs::read(manifest_path.with_file_name(crate::trust::SIGNATURE_FILE)).unwrap_or_default();
+    let signature =
+        std::fs::read(manifest_path.with_file_name(crate::trust::SIGNATURE_FILE)).unwrap_or_default();
     let mut hasher = Sha256::new();
     for part in [&text, &artefact] {
         hasher.update((part.len() as u64).to_le_bytes());

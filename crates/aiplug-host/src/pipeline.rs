@@ -11,11 +11,11 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::trust::TrustPolicy;
 use crate::error::{IdentityError, InitError, IntegrityError, LoadError, LoadErrorKind, Stage};
 use crate::loader::{CallScope, HookStatus, HostServices, Instance};
 use crate::manifest::{Manifest, PluginKind};
 use crate::registry::{LoadedPlugin, Snapshot};
+use crate::trust::TrustPolicy;
 
 /// What the pipeline needs from its surroundings.
 pub(crate) struct LoadEnv<'a> {
@@ -78,8 +78,13 @@ pub(crate) fn load(path: &Path, env: &LoadEnv<'_>, observe: Observer<'_>) -> Res
 
     // integrity: the signature vouches for the manifest, whose pin then
     // vouches for the artefact.
-    let signed = crate::trust::check(env.trust, &manifest_path, &manifest_bytes, manifest.sha256.is_some())
-        .map_err(|e| fail(e.into()))?;
+    let signed = crate::trust::check(
+        env.trust,
+        &manifest_path,
+        &manifest_bytes,
+        manifest.sha256.is_some(),
+    )
+    .map_err(|e| fail(e.into()))?;
     let entry = manifest.entry_path(&manifest_path);
     let bytes = std::fs::read(&entry).map_err(|source| {
         fail(
@@ -102,8 +107,14 @@ pub(crate) fn load(path: &Path, env: &LoadEnv<'_>, observe: Observer<'_>) -> Res
                 .into(),
             ))
         }
-        Some(_) => observe(Stage::Integrity, format!("sha256 {sha256} matches the pin; {signed}")),
-        None => observe(Stage::Integrity, format!("sha256 {sha256} (not pinned); {signed}")),
+        Some(_) => observe(
+            Stage::Integrity,
+            format!("sha256 {sha256} matches the pin; {signed}"),
+        ),
+        None => observe(
+            Stage::Integrity,
+            format!("sha256 {sha256} (not pinned); {signed}"),
+        ),
     }
 
     // format, symbols, ABI: per tier

@@ -307,7 +307,9 @@ pub fn read_trust_store(dir: &Path) -> Result<Vec<TrustedKey>, IntegrityError> {
     })?;
     let mut keys = Vec::new();
     for entry in entries {
-        let path = entry.map_err(|e| store_error(format!("it cannot be read: {e}")))?.path();
+        let path = entry
+            .map_err(|e| store_error(format!("it cannot be read: {e}")))?
+            .path();
         if path.extension().is_none_or(|e| e != "pub") {
             continue;
         }
@@ -399,9 +401,10 @@ pub fn verify(path: &Path, keys_dir: &Path) -> Result<String, crate::LoadErrorKi
     })?;
     let actual = crate::pipeline::sha256_hex(&artefact);
     match manifest.sha256 {
-        Some(pinned) if pinned.eq_ignore_ascii_case(&actual) => {
-            Ok(format!("{signed}; artefact {} sha256 {actual} matches the signed pin", entry.display()))
-        }
+        Some(pinned) if pinned.eq_ignore_ascii_case(&actual) => Ok(format!(
+            "{signed}; artefact {} sha256 {actual} matches the signed pin",
+            entry.display()
+        )),
         pinned => Err(IntegrityError::Sha256Mismatch {
             path: entry,
             expected: pinned.unwrap_or_default().to_lowercase(),
@@ -424,7 +427,10 @@ mod tests {
         let text = sign_manifest(b"id = \"x\"\n", &key());
         let parsed = SignatureFile::parse(&text).unwrap();
         assert_eq!(parsed.key_id, key_id(&key().verifying_key()));
-        assert!(key().verifying_key().verify(b"id = \"x\"\n", &parsed.signature).is_ok());
+        assert!(key()
+            .verifying_key()
+            .verify(b"id = \"x\"\n", &parsed.signature)
+            .is_ok());
 
         let truncated = &text[..text.len() - 20];
         assert!(SignatureFile::parse(truncated).is_err());
@@ -449,12 +455,21 @@ mod tests {
         let public = read_public_key(&made.public_path).unwrap();
         assert_eq!(private.verifying_key(), public);
         assert_eq!(key_id(&public), made.key_id);
-        assert!(matches!(generate(dir.path(), "alice"), Err(KeyError::Exists { .. })));
-        assert!(matches!(generate(dir.path(), "../evil"), Err(KeyError::BadName(_))));
+        assert!(matches!(
+            generate(dir.path(), "alice"),
+            Err(KeyError::Exists { .. })
+        ));
+        assert!(matches!(
+            generate(dir.path(), "../evil"),
+            Err(KeyError::BadName(_))
+        ));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&made.private_path).unwrap().permissions().mode();
+            let mode = std::fs::metadata(&made.private_path)
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
             std::fs::set_permissions(&made.private_path, std::fs::Permissions::from_mode(0o644)).unwrap();
             assert!(matches!(

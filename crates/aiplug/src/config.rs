@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use std::collections::BTreeMap;
 
-use aiplug_host::TrustPolicy;
 use aiplug_host::models::table::{ModelEntry, ModelsConfig};
+use aiplug_host::TrustPolicy;
 use anyhow::Context as _;
 use serde::Deserialize;
 

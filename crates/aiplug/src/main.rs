@@ -266,6 +266,13 @@ enum KeysCommand {
         #[arg(long)]
         trust: bool,
     },
+    /// Trust a signer: copy their public key (NAME.pub) into the trust store
+    /// (`[trust] keys_dir` or $AIPLUG_HOME/trusted-keys). Prints its key id;
+    /// trusting the same key again is a no-op.
+    Trust {
+        /// The public key file (SPKI PEM, as `keys generate` writes).
+        public_key: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -340,6 +347,9 @@ fn main() -> ExitCode {
         Command::Plugins(PluginsCommand::Verify { dir }) => commands::trust::verify(&cli.global, &dir),
         Command::Keys(KeysCommand::Generate { name, dir, trust }) => {
             commands::trust::generate(&cli.global, &name, dir.as_deref(), trust)
+        }
+        Command::Keys(KeysCommand::Trust { public_key }) => {
+            commands::trust::trust_key(&cli.global, &public_key)
         }
         Command::Plugins(PluginsCommand::Reload { id, server }) => {
             commands::plugins::reload(&cli.global, id.as_deref(), server.as_deref())

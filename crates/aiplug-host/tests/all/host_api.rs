@@ -78,7 +78,10 @@ impl ChatModel for Recorder {
 fn plugin_infer_goes_through_other_plugins_filters_but_not_its_own() {
     let dir = tempdir();
     let model = Arc::new(Recorder::default());
-    let host = HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned).model("recorder", model.clone()).build();
+    let host = HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
+        .model("recorder", model.clone())
+        .build();
     // The calling plugin tags model names in its own filter: if it saw its
     // own call, the model name would become "recorder-tagged" and fail.
     host.load(&behaviour(dir.path(), "caller", "tag = \"-tagged\""))
@@ -104,7 +107,8 @@ fn plugin_infer_goes_through_other_plugins_filters_but_not_its_own() {
 #[test]
 fn plugin_infer_needs_the_model_capability() {
     let dir = tempdir();
-    let host = HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned)
+    let host = HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
         .model("recorder", Arc::new(Recorder::default()))
         .build();
     let lib = aiplug_testkit::cargo_plugin("test-behaviour");
@@ -129,7 +133,10 @@ fn plugin_infer_needs_the_model_capability() {
 fn host_infer_runs_request_filters_model_and_response_filters() {
     let dir = tempdir();
     let model = Arc::new(Recorder::default());
-    let host = HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned).model("recorder", model.clone()).build();
+    let host = HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
+        .model("recorder", model.clone())
+        .build();
     host.load(&behaviour(dir.path(), "b", "response_suffix = \" [checked]\""))
         .unwrap();
     let response = host
@@ -236,7 +243,10 @@ fn streamed_text(host: &aiplug_host::Host) -> (String, ChatResponse) {
 fn streaming_cannot_bypass_a_response_filter() {
     let dir = tempdir();
     // No response filter: chunks pass as the model makes them.
-    let host = HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned).model("streamer", Arc::new(Streamer)).build();
+    let host = HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
+        .model("streamer", Arc::new(Streamer))
+        .build();
     assert_eq!(streamed_text(&host).0, "secret answer");
 
     // With one, the streamed text is the filtered text, not the raw answer.
@@ -306,7 +316,8 @@ impl aiplug_host::Observer for Counting {
 fn the_observer_sees_every_hook_and_model_call_and_stats_add_up() {
     let dir = tempdir();
     let observer = Arc::new(Counting::default());
-    let host = HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned)
+    let host = HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
         .model("recorder", Arc::new(Recorder::default()))
         .observer(observer.clone())
         .build();

@@ -17,7 +17,9 @@ fn answer(host: &aiplug_host::Host, task: &str) -> Option<String> {
 #[test]
 fn sync_loads_new_reloads_changed_and_unloads_removed_directories() {
     let root = tempdir();
-    let host = HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned).build();
+    let host = HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
+        .build();
     fixture(root.path(), "one", &[("FIXTURE_TASK", "\"t1\"")], "");
     let changes = host.sync_dir(root.path());
     assert!(
@@ -102,7 +104,11 @@ fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
 #[test]
 fn the_watcher_follows_the_plugin_directory() {
     let root = tempdir();
-    let host = Arc::new(HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned).build());
+    let host = Arc::new(
+        HostBuilder::new()
+            .trust(aiplug_host::TrustPolicy::AllowUnsigned)
+            .build(),
+    );
     host.load_dir(root.path());
     let _watcher =
         aiplug_host::watch::watch(&host, &[root.path().to_path_buf()], Duration::from_millis(50)).unwrap();
@@ -150,7 +156,8 @@ impl aiplug_host::Observer for SessionEnds {
 fn idle_sessions_expire_and_each_plugin_that_used_one_hears_once() {
     let dir = tempdir();
     let ends = Arc::new(SessionEnds::default());
-    let host = HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned)
+    let host = HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
         .session_ttl(Some(Duration::from_millis(150)))
         .observer(ends.clone())
         .build();

@@ -23,7 +23,11 @@ fn limited(parent: &std::path::Path, dir: &str, limits: &str) -> std::path::Path
 #[test]
 fn a_burst_never_runs_more_than_max_concurrency_and_the_rest_wait_or_are_refused() {
     let dir = tempdir();
-    let host = Arc::new(HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned).build());
+    let host = Arc::new(
+        HostBuilder::new()
+            .trust(aiplug_host::TrustPolicy::AllowUnsigned)
+            .build(),
+    );
     host.load(&limited(dir.path(), "b", "max_concurrency = 4\nqueue_ms = 300"))
         .unwrap();
     let (ok, busy) = (AtomicUsize::new(0), AtomicUsize::new(0));
@@ -58,7 +62,9 @@ fn a_burst_never_runs_more_than_max_concurrency_and_the_rest_wait_or_are_refused
 #[test]
 fn calls_over_the_rate_are_refused_with_the_wait() {
     let dir = tempdir();
-    let host = HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned).build();
+    let host = HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
+        .build();
     host.load(&limited(dir.path(), "b", "requests_per_second = 5.0"))
         .unwrap();
     let results: Vec<_> = (0..8)
@@ -89,7 +95,9 @@ fn calls_over_the_rate_are_refused_with_the_wait() {
 #[test]
 fn a_plugin_past_its_timeout_fails_at_the_deadline_and_the_next_call_works() {
     let dir = tempdir();
-    let host = HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned).build();
+    let host = HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
+        .build();
     host.load(&limited(dir.path(), "b", "timeout_ms = 200")).unwrap();
     let started = Instant::now();
     let error = host.invoke("sleep", b"5000", &CallOptions::new()).unwrap_err();
@@ -121,7 +129,11 @@ fn open_fds() -> usize {
 #[test]
 fn a_thousand_cancelled_calls_leave_nothing_behind() {
     let dir = tempdir();
-    let host = Arc::new(HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned).build());
+    let host = Arc::new(
+        HostBuilder::new()
+            .trust(aiplug_host::TrustPolicy::AllowUnsigned)
+            .build(),
+    );
     host.load(&limited(dir.path(), "b", "max_concurrency = 8\nqueue_ms = 2000"))
         .unwrap();
     // Warm up once so lazily created state is in the baseline.

@@ -15,6 +15,7 @@ mod registry;
 mod regression;
 mod soak;
 mod thread_locals;
+mod trust;
 #[cfg(feature = "wasm")]
 mod wasm;
 
@@ -53,7 +54,8 @@ pub fn fixture(parent: &Path, id: &str, defines: &[(&str, &str)], extra: &str) -
 
 /// A host with a short init timeout so hanging plugins fail fast.
 pub fn host() -> Host {
-    HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned)
+    HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
         .init_timeout(std::time::Duration::from_secs(3))
         .build()
 }

@@ -13,7 +13,9 @@ use crate::{fixture, tempdir};
 #[test]
 fn sync_dir_retried_refused_new_versions_on_every_event() {
     let root = tempdir();
-    let host = HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned).build();
+    let host = HostBuilder::new()
+        .trust(aiplug_host::TrustPolicy::AllowUnsigned)
+        .build();
     fixture(root.path(), "again", &[("FIXTURE_TASK", "\"ta\"")], "");
     assert!(matches!(
         host.sync_dir(root.path()).as_slice(),
@@ -70,7 +72,11 @@ fn sync_dir_retried_refused_new_versions_on_every_event() {
 fn the_watcher_synced_every_window_after_its_own_reads() {
     let root = tempdir();
     fixture(root.path(), "idle", &[("FIXTURE_TASK", "\"ti\"")], "");
-    let host = std::sync::Arc::new(HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned).build());
+    let host = std::sync::Arc::new(
+        HostBuilder::new()
+            .trust(aiplug_host::TrustPolicy::AllowUnsigned)
+            .build(),
+    );
     host.load_dir(root.path());
     let before = watcher_threads();
     let debounce = Duration::from_millis(50);

@@ -134,7 +134,8 @@ fn soak_body() {
 
     let reloads = Arc::new(Reloads::default());
     let host = Arc::new(
-        HostBuilder::new().trust(aiplug_host::TrustPolicy::AllowUnsigned)
+        HostBuilder::new()
+            .trust(aiplug_host::TrustPolicy::AllowUnsigned)
             .observer(Arc::clone(&reloads) as Arc<dyn aiplug_host::Observer>)
             .build(),
     );

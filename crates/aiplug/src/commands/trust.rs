@@ -11,25 +11,23 @@ use crate::config::Config;
 use crate::Global;
 
 /// `aiplug keys generate NAME [--dir DIR] [--trust]`.
-pub fn generate(global: &Global, name: &str, dir: Option<&Path>, add_to_store: bool) -> anyhow::Result<ExitCode> {
+pub fn generate(
+    global: &Global,
+    name: &str,
+    dir: Option<&Path>,
+    add_to_store: bool,
+) -> anyhow::Result<ExitCode> {
     let dir = dir.map_or_else(trust::default_private_dir, Path::to_path_buf);
     let made = trust::generate(&dir, name)?;
     println!("key id {}", made.key_id);
-    println!("  private key: {} (mode 0600: keep it secret)", made.private_path.display());
+    println!(
+        "  private key: {} (mode 0600: keep it secret)",
+        made.private_path.display()
+    );
     println!("  public key:  {}", made.public_path.display());
     let keys_dir = keys_dir(global)?;
     if add_to_store {
-        std::fs::create_dir_all(&keys_dir)
-            .with_context(|| format!("cannot create the trust store {}", keys_dir.display()))?;
-        let trusted = keys_dir.join(format!("{name}.pub"));
-        if trusted.exists() {
-            bail!(
-                "{} already exists in the trust store: remove it first or pick another name",
-                trusted.display()
-            );
-        }
-        std::fs::copy(&made.public_path, &trusted)
-            .with_context(|| format!("cannot copy the public key to {}", trusted.display()))?;
+        let trusted = add_to_trust_store(&made.public_path, &keys_dir)?;
         println!("  trusted:     {}", trusted.display());
     } else {
         println!(
@@ -38,8 +36,42 @@ pub fn generate(global: &Global, name: &str, dir: Option<&Path>, add_to_store: b
             keys_dir.display()
         );
     }
-    println!("sign a plugin with: aiplug plugins sign DIR --key {} --pin", made.private_path.display());
+    println!(
+        "sign a plugin with: aiplug plugins sign DIR --key {} --pin",
+        made.private_path.display()
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `aiplug keys trust PUBLIC_KEY`.
+pub fn trust_key(global: &Global, public_key: &Path) -> anyhow::Result<ExitCode> {
+    let key = trust::read_public_key(public_key)?;
+    let trusted = add_to_trust_store(public_key, &keys_dir(global)?)?;
+    println!("trusted key {} ({})", trust::key_id(&key), trusted.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Copies the public key file `public` into the store `keys_dir` under its
+/// own name; the same key already there is fine, another one is an error.
+fn add_to_trust_store(public: &Path, keys_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let name = public
+        .file_name()
+        .with_context(|| format!("{} is not a file", public.display()))?;
+    let trusted = keys_dir.join(name);
+    let bytes = std::fs::read(public).with_context(|| format!("cannot read {}", public.display()))?;
+    if trusted.exists() {
+        if std::fs::read(&trusted).ok().as_deref() == Some(bytes.as_slice()) {
+            return Ok(trusted);
+        }
+        bail!(
+            "{} already exists in the trust store and holds another key: remove it first or rename the new one",
+            trusted.display()
+        );
+    }
+    std::fs::create_dir_all(keys_dir)
+        .with_context(|| format!("cannot create the trust store {}", keys_dir.display()))?;
+    std::fs::write(&trusted, bytes).with_context(|| format!("cannot write {}", trusted.display()))?;
+    Ok(trusted)
 }
 
 /// `aiplug plugins sign DIR --key FILE [--pin]`.
@@ -55,7 +87,10 @@ pub fn sign(dir: &Path, key_path: &Path, pin: bool) -> anyhow::Result<ExitCode> 
         )
     })?;
     let actual = trust::sha256_hex(&artefact);
-    let pinned_ok = manifest.sha256.as_deref().is_some_and(|p| p.eq_ignore_ascii_case(&actual));
+    let pinned_ok = manifest
+        .sha256
+        .as_deref()
+        .is_some_and(|p| p.eq_ignore_ascii_case(&actual));
     if !pinned_ok {
         if !pin {
             match &manifest.sha256 {

@@ -12,6 +12,7 @@ mod run;
 mod serve;
 #[cfg(feature = "server")]
 mod serve_openai;
+mod trust;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
