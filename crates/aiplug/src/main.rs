@@ -46,7 +46,14 @@ pub struct Global {
     /// Development mode: load plugins without a valid signature from a
     /// trusted key (same as `[trust] allow_unsigned = true`). Never in
     /// production.
-    #[arg(long, global = true, env = "AIPLUG_ALLOW_UNSIGNED")]
+    /// AIPLUG_ALLOW_UNSIGNED takes 1/0, true/false, yes/no, on/off.
+    #[arg(
+        long,
+        global = true,
+        env = "AIPLUG_ALLOW_UNSIGNED",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     allow_unsigned: bool,
 }
 
