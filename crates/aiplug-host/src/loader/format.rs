@@ -52,7 +52,7 @@ pub(crate) fn check_shared_library(path: &Path, bytes: &[u8]) -> Result<(), Form
     for segment in file.segments() {
         let (start, size) = segment.file_range();
         if past_end(start, size) {
-            return Err(truncated(path, len, start + size));
+            return Err(truncated(path, len, start.saturating_add(size)));
         }
     }
     for section in file.sections() {
@@ -175,6 +175,34 @@ mod tests {
     fn truncated_elf_is_called_truncated() {
         let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         let err = check(&exe[..exe.len() / 2]).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
+
+    #[test]
+    #[cfg(all(target_os = "linux", target_pointer_width = "64", target_endian = "little"))]
+    fn segment_ending_past_u64_max_is_called_truncated() {
+        // Found by fuzz/run.sh (native_format): a program header whose
+        // p_offset + p_filesz overflows made the diagnosis itself panic.
+        let mut elf = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert_eq!(
+            &elf[..6],
+            b"\x7fELF\x02\x01",
+            "this test patches an ELF64 little-endian header"
+        );
+        let field = |at: usize, width: usize| {
+            let mut bytes = [0u8; 8];
+            bytes[..width].copy_from_slice(&elf[at..at + width]);
+            u64::from_le_bytes(bytes) as usize
+        };
+        let (phoff, phentsize, phnum) = (field(0x20, 8), field(0x36, 2), field(0x38, 2));
+        let load = (0..phnum)
+            .map(|i| phoff + i * phentsize)
+            .find(|&at| field(at, 4) == 1)
+            .expect("a PT_LOAD segment");
+        elf[0x10..0x12].copy_from_slice(&3u16.to_le_bytes()); // e_type: ET_DYN, a shared object
+        elf[load + 8..load + 16].copy_from_slice(&u64::MAX.to_le_bytes()); // p_offset
+        elf[load + 32..load + 40].copy_from_slice(&2u64.to_le_bytes()); // p_filesz
+        let err = check(&elf).unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
     }
 
