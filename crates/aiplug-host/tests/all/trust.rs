@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use aiplug_host::trust::{self, TrustPolicy, SIGNATURE_FILE};
-use aiplug_host::{CallOptions, Host, HostBuilder, IntegrityError, LoadErrorKind, Stage};
+use aiplug_host::{CallOptions, Host, HostBuilder, IntegrityError, LoadError, LoadErrorKind, Stage};
 use aiplug_testkit as kit;
 
 use crate::tempdir;
@@ -68,53 +68,20 @@ fn host(store: &Path) -> Host {
         .build()
 }
 
-/// Loads `dir` and returns the integrity error it must be refused with.
-fn refused(host: &Host, dir: &Path) -> (IntegrityError, String) {
+/// Loads `dir`, which must be refused at the integrity stage; returns the
+/// error and its fix.
+fn refused(host: &Host, dir: &Path) -> (LoadError, String) {
     let error = host.load(dir).expect_err("refused");
     assert_eq!(error.stage(), Stage::Integrity, "{error}");
     let fix = error.fix();
-    match error.kind() {
-        LoadErrorKind::Integrity(e) => (clone(e), fix),
-        other => panic!("not an integrity error: {other:?}"),
-    }
+    (error, fix)
 }
 
-/// `IntegrityError` is not `Clone` (it may hold an `io::Error`): rebuild
-/// the variants the tests compare.
-fn clone(e: &IntegrityError) -> IntegrityError {
-    match e {
-        IntegrityError::Unsigned { signature } => IntegrityError::Unsigned {
-            signature: signature.clone(),
-        },
-        IntegrityError::SignatureUnreadable { signature, reason } => IntegrityError::SignatureUnreadable {
-            signature: signature.clone(),
-            reason: reason.clone(),
-        },
-        IntegrityError::TrustStore { dir, reason } => IntegrityError::TrustStore {
-            dir: dir.clone(),
-            reason: reason.clone(),
-        },
-        IntegrityError::UntrustedKey { key_id, keys_dir } => IntegrityError::UntrustedKey {
-            key_id: key_id.clone(),
-            keys_dir: keys_dir.clone(),
-        },
-        IntegrityError::BadSignature { manifest, key_id } => IntegrityError::BadSignature {
-            manifest: manifest.clone(),
-            key_id: key_id.clone(),
-        },
-        IntegrityError::NotPinned { manifest } => IntegrityError::NotPinned {
-            manifest: manifest.clone(),
-        },
-        IntegrityError::Sha256Mismatch {
-            path,
-            expected,
-            actual,
-        } => IntegrityError::Sha256Mismatch {
-            path: path.clone(),
-            expected: expected.clone(),
-            actual: actual.clone(),
-        },
-        other => panic!("unexpected integrity error: {other}"),
+/// The integrity error inside `error`.
+fn integrity(error: &LoadError) -> &IntegrityError {
+    match error.kind() {
+        LoadErrorKind::Integrity(e) => e,
+        other => panic!("not an integrity error: {other:?}"),
     }
 }
 
@@ -160,7 +127,9 @@ fn an_unsigned_plugin_is_refused_unless_unsigned_plugins_are_allowed() {
     let store = store(root.path(), &root.path().join("keys"), &["alice"]);
     let dir = plugin(root.path(), "A", None);
     let (error, fix) = refused(&host(&store), &dir);
-    assert!(matches!(&error, IntegrityError::Unsigned { signature } if signature.ends_with(SIGNATURE_FILE)));
+    assert!(
+        matches!(integrity(&error), IntegrityError::Unsigned { signature } if signature.ends_with(SIGNATURE_FILE))
+    );
     assert!(
         fix.contains("aiplug plugins sign") && fix.contains("--allow-unsigned"),
         "{fix}"
@@ -183,7 +152,7 @@ fn a_manifest_changed_after_signing_is_refused() {
     std::fs::write(dir.join("plugin.toml"), manifest).unwrap();
     let (error, fix) = refused(&host(&store), &dir);
     assert!(
-        matches!(&error, IntegrityError::BadSignature { key_id, .. } if *key_id == id),
+        matches!(integrity(&error), IntegrityError::BadSignature { key_id, .. } if *key_id == id),
         "{error}"
     );
     assert!(
@@ -209,7 +178,10 @@ fn an_artefact_changed_after_signing_is_refused() {
     );
     std::fs::copy(other, dir.join(ENTRY)).unwrap();
     let (error, fix) = refused(&host(&store), &dir);
-    assert!(matches!(&error, IntegrityError::Sha256Mismatch { .. }), "{error}");
+    assert!(
+        matches!(integrity(&error), IntegrityError::Sha256Mismatch { .. }),
+        "{error}"
+    );
     assert!(fix.contains("sign it again"), "{fix}");
     assert!(trust::verify(&dir, &store).is_err());
 }
@@ -224,7 +196,7 @@ fn a_signature_by_an_untrusted_key_names_the_key_and_the_store() {
     let dir = plugin(root.path(), "A", Some(&mallory));
     let (error, fix) = refused(&host(&store), &dir);
     assert!(
-        matches!(&error, IntegrityError::UntrustedKey { key_id, keys_dir } if *key_id == mallory_id && *keys_dir == store),
+        matches!(integrity(&error), IntegrityError::UntrustedKey { key_id, keys_dir } if *key_id == mallory_id && *keys_dir == store),
         "{error}"
     );
     assert!(error.to_string().contains(&mallory_id), "{error}");
@@ -246,7 +218,7 @@ fn a_signature_that_claims_a_trusted_key_but_was_made_by_another_is_refused() {
     std::fs::write(dir.join(SIGNATURE_FILE), forged).unwrap();
     let (error, _) = refused(&host(&store), &dir);
     assert!(
-        matches!(&error, IntegrityError::BadSignature { key_id, .. } if *key_id == alice_id),
+        matches!(integrity(&error), IntegrityError::BadSignature { key_id, .. } if *key_id == alice_id),
         "{error}"
     );
 }
@@ -271,7 +243,7 @@ fn a_truncated_or_garbage_signature_file_is_refused_saying_why() {
         std::fs::write(dir.join(SIGNATURE_FILE), &bytes).unwrap();
         let (error, fix) = refused(&host, &dir);
         assert!(
-            matches!(&error, IntegrityError::SignatureUnreadable { .. }),
+            matches!(integrity(&error), IntegrityError::SignatureUnreadable { .. }),
             "{label}: {error}"
         );
         assert!(fix.contains("sign the plugin again"), "{label}: {fix}");
@@ -288,7 +260,7 @@ fn a_missing_or_unreadable_trust_store_is_named() {
     let missing = root.path().join("no-such-store");
     let (error, fix) = refused(&host(&missing), &dir);
     assert!(
-        matches!(&error, IntegrityError::TrustStore { dir, reason } if *dir == missing && reason.contains("does not exist")),
+        matches!(integrity(&error), IntegrityError::TrustStore { dir, reason } if *dir == missing && reason.contains("does not exist")),
         "{error}"
     );
     assert!(fix.contains(&format!("create {}", missing.display())), "{fix}");
@@ -298,7 +270,7 @@ fn a_missing_or_unreadable_trust_store_is_named() {
     std::fs::write(&file, "not a directory").unwrap();
     let (error, _) = refused(&host(&file), &dir);
     assert!(
-        matches!(&error, IntegrityError::TrustStore { reason, .. } if reason.contains("cannot be read")),
+        matches!(integrity(&error), IntegrityError::TrustStore { reason, .. } if reason.contains("cannot be read")),
         "{error}"
     );
 
@@ -307,7 +279,7 @@ fn a_missing_or_unreadable_trust_store_is_named() {
     std::fs::write(store.join("broken.pub"), "-----BEGIN PUBLIC KEY-----\ngarbage\n").unwrap();
     let (error, _) = refused(&host(&store), &dir);
     assert!(
-        matches!(&error, IntegrityError::TrustStore { reason, .. } if reason.contains("broken.pub")),
+        matches!(integrity(&error), IntegrityError::TrustStore { reason, .. } if reason.contains("broken.pub")),
         "{error}"
     );
 }
@@ -327,7 +299,10 @@ fn a_signed_manifest_must_pin_its_artefact() {
     );
     sign(&dir, &key);
     let (error, fix) = refused(&host(&store), &dir);
-    assert!(matches!(&error, IntegrityError::NotPinned { .. }), "{error}");
+    assert!(
+        matches!(integrity(&error), IntegrityError::NotPinned { .. }),
+        "{error}"
+    );
     assert!(fix.contains("--pin"), "{fix}");
 }
 
