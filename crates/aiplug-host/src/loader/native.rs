@@ -6,7 +6,11 @@
 //!   stage before any hook is called;
 //! - the library is opened from a private temp copy of the exact bytes that
 //!   were hashed, so what runs is what was verified, and the file on disk
-//!   stays replaceable;
+//!   stays replaceable; the copy is unlinked as soon as it is mapped, so
+//!   nothing is left in the temp directory even when the process is killed
+//!   (its name has 16 random characters: the dynamic loader matches open
+//!   libraries by name, and a later copy must never be taken for an old
+//!   one);
 //! - the `Library` outlives every function pointer and buffer taken from it:
 //!   both are only reachable through an `Arc<NativeLibrary>`;
 //! - views passed to the plugin borrow host data that outlives the call.
@@ -47,8 +51,6 @@ pub(crate) struct NativeLibrary {
     library: Option<Library>,
     /// Whether `dlclose` is safe (false for Go and other unloadable runtimes).
     unloadable: bool,
-    /// The private copy the library was opened from; removed on drop.
-    _copy: TempPath,
 }
 
 /// Why opening failed, by stage.
@@ -73,7 +75,12 @@ impl NativeLibrary {
         };
         let copy = write_private_copy(artefact, verified_bytes)
             .map_err(|e| open_failed(format!("cannot make a private copy to load from: {e}")))?;
-        let library = open_now(&copy).map_err(|e| open_failed(e.to_string()))?;
+        let opened = open_now(&copy);
+        // Mapped (or refused): the file is not needed any more.
+        if let Err(e) = copy.close() {
+            tracing::warn!(artefact = %artefact.display(), error = %e, "cannot remove the private copy of a plugin library");
+        }
+        let library = opened.map_err(|e| open_failed(e.to_string()))?;
 
         // SAFETY: the symbol's type is the ABI's entry type; a library that
         // exports the name with another type breaks the ABI contract, which
@@ -95,7 +102,6 @@ impl NativeLibrary {
             vtable,
             library: Some(library),
             unloadable,
-            _copy: copy,
         };
         let metadata = native.metadata().map_err(OpenError::Abi)?;
         Ok((native, metadata))
@@ -426,6 +432,7 @@ fn write_private_copy(artefact: &Path, bytes: &[u8]) -> std::io::Result<TempPath
     let mut file = tempfile::Builder::new()
         .prefix(&format!("aiplug-{stem}-"))
         .suffix(&suffix)
+        .rand_bytes(16)
         .tempfile()?;
     file.write_all(bytes)?;
     file.flush()?;

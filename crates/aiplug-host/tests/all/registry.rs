@@ -124,9 +124,15 @@ fn unload_stops_calls_closes_the_library_and_removes_the_copy() {
     let mapped: Vec<String> = maps()
         .lines()
         .filter(|l| l.contains("aiplug-libunloaded_fixture-"))
-        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .filter_map(|l| l.find('/').map(|at| l[at..].trim_end_matches(" (deleted)").to_string()))
         .collect();
     assert!(!mapped.is_empty(), "the private copy is what is mapped");
+    for path in &mapped {
+        assert!(
+            !std::path::Path::new(path).exists(),
+            "{path}: the copy is unlinked once mapped, so a killed process leaves nothing behind"
+        );
+    }
     assert!(
         !maps().contains(dir.path().join("gone/libunloaded_fixture.so").to_str().unwrap()),
         "the original file is not mapped, so it stays replaceable"
