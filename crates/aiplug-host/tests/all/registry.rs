@@ -124,7 +124,10 @@ fn unload_stops_calls_closes_the_library_and_removes_the_copy() {
     let mapped: Vec<String> = maps()
         .lines()
         .filter(|l| l.contains("aiplug-libunloaded_fixture-"))
-        .filter_map(|l| l.find('/').map(|at| l[at..].trim_end_matches(" (deleted)").to_string()))
+        .filter_map(|l| {
+            l.find('/')
+                .map(|at| l[at..].trim_end_matches(" (deleted)").to_string())
+        })
         .collect();
     assert!(!mapped.is_empty(), "the private copy is what is mapped");
     for path in &mapped {
