@@ -27,7 +27,7 @@ model_args=()
 
 scripts/fetch-default-model.sh
 scripts/build-plugins.sh >/dev/null
-cargo build --release --quiet -p aiplug-host --features local-llm --example review_bench
+cargo build --release --quiet -p aiplug-host --features local-llm,wasm --example review_bench
 cargo build --release --quiet -p aiplug
 
 results=$(mktemp)

@@ -75,6 +75,11 @@ impl ChatModel for Timed {
             self.tokens_out
                 .fetch_add(usage.completion_tokens, Ordering::Relaxed);
         }
+        // The local provider's own split: prompt vs generation time, and how
+        // often the JSON grammar refused the unconstrained pick.
+        if let Some(timings) = result.as_ref().ok().and_then(|r| r.extra.get("timings")) {
+            eprintln!("model timings: {timings}");
+        }
         result
     }
 }

@@ -6,6 +6,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaChatMessage;
 use llama_cpp_2::sampling::LlamaSampler;
+
+use super::sampling::Sampling;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
 use serde_json::{json, Value};
@@ -376,12 +378,14 @@ impl Job<'_> {
                 "prompt_ms": ms(prompt_done - started),
                 "predicted_n": generated,
                 "predicted_ms": ms(done - prompt_done),
+                // Tokens whose unconstrained pick the JSON grammar refused.
+                "grammar_resampled": sampler.resampled,
             }),
         );
         Ok(response)
     }
 
-    fn sampler(&self, plan: &Plan) -> Result<LlamaSampler, ModelError> {
+    fn sampler(&self, plan: &Plan) -> Result<Sampling, ModelError> {
         let model = &self.model.model;
         let mut chain = Vec::new();
         if plan.ignore_eos {
@@ -393,12 +397,14 @@ impl Job<'_> {
                 .collect();
             chain.push(LlamaSampler::logit_bias(model.n_vocab(), &biases));
         }
-        if plan.json {
-            chain.push(
+        let grammar = if plan.json {
+            Some(
                 LlamaSampler::grammar(model, &json_grammar(&plan.json_keys), "root")
                     .map_err(|e| self.failed(format!("the JSON grammar did not load: {e}")))?,
-            );
-        }
+            )
+        } else {
+            None
+        };
         if plan.temperature == 0.0 {
             chain.push(LlamaSampler::greedy());
         } else {
@@ -409,7 +415,7 @@ impl Job<'_> {
             chain.push(LlamaSampler::temp(plan.temperature));
             chain.push(LlamaSampler::dist(plan.seed));
         }
-        Ok(LlamaSampler::chain_simple(chain))
+        Ok(Sampling::new(LlamaSampler::chain_simple(chain), grammar))
     }
 
     fn failed(&self, message: String) -> ModelError {

@@ -58,6 +58,7 @@
 mod generate;
 pub mod gguf;
 mod json;
+mod sampling;
 mod shared;
 mod text;
 
