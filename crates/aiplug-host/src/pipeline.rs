@@ -11,11 +11,11 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{IdentityError, InitError, IntegrityError, LoadError, LoadErrorKind, Stage};
+use crate::error::{IdentityError, InitError, LoadError, LoadErrorKind, Stage};
 use crate::loader::{CallScope, HookStatus, HostServices, Instance};
 use crate::manifest::{Manifest, PluginKind};
 use crate::registry::{LoadedPlugin, Snapshot};
-use crate::trust::TrustPolicy;
+use crate::trust::{TrustPolicy, Verified};
 
 /// What the pipeline needs from its surroundings.
 pub(crate) struct LoadEnv<'a> {
@@ -76,46 +76,15 @@ pub(crate) fn load(path: &Path, env: &LoadEnv<'_>, observe: Observer<'_>) -> Res
         ),
     );
 
-    // integrity: the signature vouches for the manifest, whose pin then
-    // vouches for the artefact.
-    let signed = crate::trust::check(
-        env.trust,
-        &manifest_path,
-        &manifest_bytes,
-        manifest.sha256.is_some(),
-    )
-    .map_err(|e| fail(e.into()))?;
-    let entry = manifest.entry_path(&manifest_path);
-    let bytes = std::fs::read(&entry).map_err(|source| {
-        fail(
-            IntegrityError::Read {
-                path: entry.clone(),
-                source,
-            }
-            .into(),
-        )
-    })?;
-    let sha256 = sha256_hex(&bytes);
-    match &manifest.sha256 {
-        Some(pinned) if !pinned.eq_ignore_ascii_case(&sha256) => {
-            return Err(fail(
-                IntegrityError::Sha256Mismatch {
-                    path: entry,
-                    expected: pinned.to_lowercase(),
-                    actual: sha256,
-                }
-                .into(),
-            ))
-        }
-        Some(_) => observe(
-            Stage::Integrity,
-            format!("sha256 {sha256} matches the pin; {signed}"),
-        ),
-        None => observe(
-            Stage::Integrity,
-            format!("sha256 {sha256} (not pinned); {signed}"),
-        ),
-    }
+    // integrity
+    let Verified {
+        entry,
+        bytes,
+        sha256,
+        detail,
+    } = crate::trust::integrity(env.trust, &manifest, &manifest_path, &manifest_bytes)
+        .map_err(|e| fail(e.into()))?;
+    observe(Stage::Integrity, detail);
 
     // format, symbols, ABI: per tier
     let (instance, library_meta) = match manifest.kind {

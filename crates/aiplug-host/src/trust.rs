@@ -383,6 +383,54 @@ pub(crate) fn check(
     ))
 }
 
+/// What the integrity stage verified: the artefact's bytes (what the
+/// later stages check and load), and a one-line account.
+pub(crate) struct Verified {
+    /// The artefact's path.
+    pub(crate) entry: PathBuf,
+    /// Its bytes, read once.
+    pub(crate) bytes: Vec<u8>,
+    /// Their SHA-256.
+    pub(crate) sha256: String,
+    /// What was checked, for the doctor's table.
+    pub(crate) detail: String,
+}
+
+/// The integrity stage: the signature vouches for the manifest (`bytes`,
+/// exactly as parsed into `manifest`), whose pin then vouches for the
+/// artefact, which is read here once.
+pub(crate) fn integrity(
+    policy: &TrustPolicy,
+    manifest: &crate::manifest::Manifest,
+    manifest_path: &Path,
+    bytes: &[u8],
+) -> Result<Verified, IntegrityError> {
+    let signed = check(policy, manifest_path, bytes, manifest.sha256.is_some())?;
+    let entry = manifest.entry_path(manifest_path);
+    let artefact = std::fs::read(&entry).map_err(|source| IntegrityError::Read {
+        path: entry.clone(),
+        source,
+    })?;
+    let sha256 = sha256_hex(&artefact);
+    let pin = match &manifest.sha256 {
+        Some(pinned) if !pinned.eq_ignore_ascii_case(&sha256) => {
+            return Err(IntegrityError::Sha256Mismatch {
+                path: entry,
+                expected: pinned.to_lowercase(),
+                actual: sha256,
+            })
+        }
+        Some(_) => "matches the pin",
+        None => "(not pinned)",
+    };
+    Ok(Verified {
+        detail: format!("sha256 {sha256} {pin}; {signed}"),
+        entry,
+        bytes: artefact,
+        sha256,
+    })
+}
+
 /// The integrity stage alone, for `aiplug plugins verify`: the plugin at
 /// `path` (a directory or its `plugin.toml`) has a valid signature by a
 /// key in `keys_dir`, and its artefact matches the signed pin. Returns
@@ -393,25 +441,8 @@ pub fn verify(path: &Path, keys_dir: &Path) -> Result<String, crate::LoadErrorKi
     let policy = TrustPolicy::RequireSigned {
         keys_dir: keys_dir.to_path_buf(),
     };
-    let signed = check(&policy, &manifest_path, &bytes, manifest.sha256.is_some())?;
-    let entry = manifest.entry_path(&manifest_path);
-    let artefact = std::fs::read(&entry).map_err(|source| IntegrityError::Read {
-        path: entry.clone(),
-        source,
-    })?;
-    let actual = crate::pipeline::sha256_hex(&artefact);
-    match manifest.sha256 {
-        Some(pinned) if pinned.eq_ignore_ascii_case(&actual) => Ok(format!(
-            "{signed}; artefact {} sha256 {actual} matches the signed pin",
-            entry.display()
-        )),
-        pinned => Err(IntegrityError::Sha256Mismatch {
-            path: entry,
-            expected: pinned.unwrap_or_default().to_lowercase(),
-            actual,
-        }
-        .into()),
-    }
+    let verified = integrity(&policy, &manifest, &manifest_path, &bytes)?;
+    Ok(format!("{} ({})", verified.detail, verified.entry.display()))
 }
 
 #[cfg(test)]
