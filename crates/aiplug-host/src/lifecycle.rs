@@ -79,6 +79,23 @@ pub enum ReloadError {
     NotUnloadable(String),
 }
 
+impl ReloadError {
+    /// What the operator should do about it.
+    pub fn fix(&self) -> String {
+        match self {
+            ReloadError::NotLoaded(_) => "load the plugin first (`aiplug plugins list` shows what is loaded)".into(),
+            ReloadError::Load(e) => e.fix(),
+            ReloadError::IdChanged { id, .. } => format!(
+                "give the manifest back its id {id:?}, or remove the plugin directory (unloading {id:?}) and add the new plugin as a new directory"
+            ),
+            ReloadError::Unload(_) => {
+                "the new version serves; see the plugin's diagnosis for what the old one left behind".into()
+            }
+            ReloadError::NotUnloadable(_) => "restart the host to run the new files".into(),
+        }
+    }
+}
+
 /// What [`Host::sync_dir`] did about one plugin directory.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -97,7 +114,12 @@ pub enum SyncChange {
     /// A new plugin was refused at a load stage.
     LoadRefused(LoadError),
     /// Changed files were refused; the loaded version keeps serving.
-    ReloadRefused(ReloadError),
+    ReloadRefused {
+        /// The plugin whose new files were refused.
+        id: String,
+        /// Why.
+        error: ReloadError,
+    },
 }
 
 /// A plugin that is not active: refused at load, or unloaded.
@@ -437,7 +459,7 @@ impl Host {
                 drop(active);
                 changes.push(match self.reload(&id) {
                     Ok(info) => SyncChange::Reloaded(info),
-                    Err(e) => SyncChange::ReloadRefused(e),
+                    Err(error) => SyncChange::ReloadRefused { id, error },
                 });
                 continue;
             }

@@ -199,8 +199,8 @@ fn log(change: &SyncChange) {
         SyncChange::LoadRefused(e) => {
             tracing::warn!(error = %e, fix = %e.fix(), "hot reload: new plugin refused")
         }
-        SyncChange::ReloadRefused(e) => {
-            tracing::warn!(error = %e, "hot reload: new version refused; the loaded one keeps serving")
+        SyncChange::ReloadRefused { id, error } => {
+            tracing::warn!(plugin = %id, %error, fix = %error.fix(), "hot reload: new version refused; the loaded one keeps serving")
         }
     }
 }

@@ -166,7 +166,7 @@ pub(crate) async fn admin_reload(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request_error",
             "reload_refused",
-            other.to_string(),
+            format!("{other}; fix: {}", other.fix()),
         )),
     }
 }
@@ -206,7 +206,12 @@ fn change_json(change: &SyncChange) -> serde_json::Value {
             "manifest": error.manifest_path,
             "error": format!("{} stage: {}; fix: {}", error.stage(), error.kind(), error.fix()),
         }),
-        SyncChange::ReloadRefused(error) => json!({"change": "reload_refused", "error": error.to_string()}),
+        SyncChange::ReloadRefused { id, error } => json!({
+            "change": "reload_refused",
+            "id": id,
+            "error": error.to_string(),
+            "fix": error.fix(),
+        }),
         _ => json!({"change": "other"}),
     }
 }

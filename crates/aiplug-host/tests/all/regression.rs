@@ -26,7 +26,7 @@ fn sync_dir_retried_refused_new_versions_on_every_event() {
     std::fs::write(&library, b"garbage").unwrap();
     let changes = host.sync_dir(root.path());
     assert!(
-        matches!(changes.as_slice(), [SyncChange::ReloadRefused(_)]),
+        matches!(changes.as_slice(), [SyncChange::ReloadRefused { .. }]),
         "{changes:?}"
     );
     let changes = host.sync_dir(root.path());
@@ -40,7 +40,7 @@ fn sync_dir_retried_refused_new_versions_on_every_event() {
     std::fs::write(&library, b"other garbage").unwrap();
     let changes = host.sync_dir(root.path());
     assert!(
-        matches!(changes.as_slice(), [SyncChange::ReloadRefused(_)]),
+        matches!(changes.as_slice(), [SyncChange::ReloadRefused { .. }]),
         "{changes:?}"
     );
     let good = aiplug_testkit::c_plugin(

@@ -183,6 +183,9 @@ pub fn reload(global: &Global, id: Option<&str>, server: Option<&str>) -> anyhow
             Some(error) => {
                 refused |= kind.ends_with("refused");
                 println!("{kind} {what}: {error}");
+                if let Some(fix) = change.get("fix").and_then(|f| f.as_str()) {
+                    println!("  fix: {fix}");
+                }
             }
             None => println!("{kind} {what}"),
         }

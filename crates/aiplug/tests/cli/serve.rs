@@ -851,7 +851,8 @@ fn plugins_reload_asks_the_running_server() {
     let run = reload(&[]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(
-        run.stdout.starts_with("reload_refused")
+        run.stdout.starts_with("reload_refused test-behaviour:")
+            && run.stdout.contains("  fix: ")
             && run.stdout.contains("keeps serving")
             && run.stdout.contains("format stage")
             && run.stdout.contains("text, not a compiled library"),
