@@ -158,8 +158,20 @@ pub(crate) fn compile(path: &Path, bytes: &[u8]) -> Result<Component, FormatErro
         return Err(not_a_component(reason, false));
     }
     let runtime = runtime::runtime().map_err(|reason| not_a_component(reason, false))?;
-    Component::from_binary(&runtime.engine, bytes)
-        .map_err(|e| not_a_component(format!("the runtime cannot compile it: {e:#}"), false))
+    Component::from_binary(&runtime.engine, bytes).map_err(|e| {
+        let message = format!("{e:#}");
+        // wasmparser's validator accepts a nested section that runs past the
+        // end of the file (found by fuzz/run.sh); the compiler does not.
+        let reason = if message.contains("out of bounds") {
+            format!(
+                "the file is truncated or corrupt: it has {} bytes and a section reaches past them ({message})",
+                bytes.len()
+            )
+        } else {
+            format!("the runtime cannot compile it: {message}")
+        };
+        not_a_component(reason, false)
+    })
 }
 
 /// Why linking failed, by stage.
