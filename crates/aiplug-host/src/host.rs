@@ -149,11 +149,15 @@ impl HostBuilder {
             admission: self.admission,
             trust: self.trust,
         });
-        if shared.trust == TrustPolicy::AllowUnsigned {
-            tracing::warn!(
+        match &shared.trust {
+            TrustPolicy::AllowUnsigned => tracing::warn!(
                 "DEVELOPMENT MODE: unsigned plugins are allowed and no signature is checked; \
                  never run a production host like this"
-            );
+            ),
+            TrustPolicy::RequireSigned { keys_dir } => tracing::info!(
+                trust_store = %keys_dir.display(),
+                "plugins load only with a valid signature by a key in the trust store"
+            ),
         }
         if let Some(ttl) = self.session_ttl {
             spawn_session_janitor(Arc::downgrade(&shared), ttl);
