@@ -1,7 +1,6 @@
 //! The host: loads plugins through the staged pipeline, keeps them in the
 //! registry, runs calls through them, and serves their host API.
 
-use crate::trust::TrustPolicy;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -20,6 +19,7 @@ use crate::observe::{CallStats, Observer};
 use crate::pipeline::{self, LoadEnv};
 use crate::registry::{LoadedPlugin, Registry, Snapshot};
 use crate::session::{InMemorySessionStore, SessionStore};
+use crate::trust::TrustPolicy;
 
 /// Builds a [`Host`].
 ///
