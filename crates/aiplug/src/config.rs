@@ -127,6 +127,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn signatures_are_required_unless_development_mode_says_otherwise() {
+        let base = Path::new("/etc/aiplug");
+        let config: Config = toml::from_str("[trust]\nkeys_dir = \"keys\"\n").unwrap();
+        assert_eq!(
+            config.trust_policy(base, false),
+            TrustPolicy::RequireSigned {
+                keys_dir: PathBuf::from("/etc/aiplug/keys")
+            }
+        );
+        assert_eq!(config.trust_policy(base, true), TrustPolicy::AllowUnsigned);
+        let dev: Config = toml::from_str("[trust]\nallow_unsigned = true\n").unwrap();
+        assert_eq!(dev.trust_policy(base, false), TrustPolicy::AllowUnsigned);
+        assert!(matches!(
+            Config::default().trust_policy(base, false),
+            TrustPolicy::RequireSigned { keys_dir } if keys_dir.ends_with("trusted-keys")
+        ));
+        assert!(toml::from_str::<Config>("[trust]\nallow_unsinged = true\n").is_err());
+    }
+
+    #[test]
     fn flags_beat_config_beats_default() {
         let config: Config = toml::from_str("[plugins]\ndirs = [\"p1\", \"/abs\"]\n").unwrap();
         let base = Path::new("/etc/aiplug");
