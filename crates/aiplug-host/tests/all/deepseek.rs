@@ -532,25 +532,38 @@ fn a_connection_dropped_before_the_first_chunk_is_retried() {
     assert_eq!(server.request_count(), 4);
 }
 
+/// One chat call with `deadline_in` to go, optionally streamed into
+/// `sink`: its result and how long it took.
+fn timed_chat(
+    model: &DeepSeekProvider,
+    cancel: &CancellationToken,
+    deadline_in: Duration,
+    sink: Option<&mut dyn FnMut(&ChatChunk)>,
+) -> (Result<ChatResponse, ModelError>, Duration) {
+    let started = Instant::now();
+    let call = ModelCall {
+        cancel,
+        deadline: Some(Instant::now() + deadline_in),
+    };
+    let result = model.chat(&ChatRequest::user("hi"), call, sink);
+    (result, started.elapsed())
+}
+
+/// A server whose stream sends two chunks, then nothing for 10 s.
+fn stalled_stream_server() -> DeepSeekServer {
+    let mut events = Completion::new("a b c d").events();
+    events.insert(2, Event::Pause(Duration::from_secs(10)));
+    DeepSeekServer::start(vec![Reply::sse(events)])
+}
+
 #[test]
 fn a_slow_server_past_the_deadline_is_deadline_exceeded() {
     let server = DeepSeekServer::start(vec![Completion::new("late")
         .reply()
         .delay(Duration::from_secs(10))]);
     let cancel = CancellationToken::new();
-    let started = Instant::now();
-    let error = provider(&server)
-        .chat(
-            &ChatRequest::user("hi"),
-            ModelCall {
-                cancel: &cancel,
-                deadline: Some(Instant::now() + Duration::from_millis(500)),
-            },
-            None,
-        )
-        .unwrap_err();
-    let took = started.elapsed();
-    assert_eq!(error, ModelError::DeadlineExceeded);
+    let (result, took) = timed_chat(&provider(&server), &cancel, Duration::from_millis(500), None);
+    assert_eq!(result.unwrap_err(), ModelError::DeadlineExceeded);
     assert!(
         took >= Duration::from_millis(450) && took < Duration::from_secs(3),
         "took {took:?}"
@@ -559,30 +572,18 @@ fn a_slow_server_past_the_deadline_is_deadline_exceeded() {
 
 #[test]
 fn a_stream_that_stalls_past_the_deadline_is_deadline_exceeded() {
-    let answer = Completion::new("a b c d");
-    let mut events = answer.events();
-    events.insert(2, Event::Pause(Duration::from_secs(10)));
-    let server = DeepSeekServer::start(vec![Reply::sse(events)]);
+    let server = stalled_stream_server();
     let cancel = CancellationToken::new();
     let mut seen = 0;
     let mut sink = |_: &ChatChunk| seen += 1;
-    let started = Instant::now();
-    let error = provider(&server)
-        .chat(
-            &ChatRequest::user("hi"),
-            ModelCall {
-                cancel: &cancel,
-                deadline: Some(Instant::now() + Duration::from_millis(500)),
-            },
-            Some(&mut sink),
-        )
-        .unwrap_err();
-    assert_eq!(error, ModelError::DeadlineExceeded);
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
+    let (result, took) = timed_chat(
+        &provider(&server),
+        &cancel,
+        Duration::from_millis(500),
+        Some(&mut sink),
     );
+    assert_eq!(result.unwrap_err(), ModelError::DeadlineExceeded);
+    assert!(took < Duration::from_secs(3), "took {took:?}");
     assert_eq!(seen, 2);
 }
 
@@ -645,20 +646,9 @@ fn a_cancel_aborts_a_request_blocked_on_a_silent_server() {
     let model = provider(&server);
     let cancel = CancellationToken::new();
     let canceller = cancel_after(&cancel, Duration::from_millis(200));
-    let started = Instant::now();
-    let error = model
-        .chat(
-            &ChatRequest::user("hi"),
-            ModelCall {
-                cancel: &cancel,
-                deadline: Some(Instant::now() + Duration::from_secs(30)),
-            },
-            None,
-        )
-        .unwrap_err();
-    let took = started.elapsed();
+    let (result, took) = timed_chat(&model, &cancel, Duration::from_secs(30), None);
     canceller.join().unwrap();
-    assert_eq!(error, ModelError::Cancelled);
+    assert_eq!(result.unwrap_err(), ModelError::Cancelled);
     assert!(
         took < Duration::from_secs(5),
         "the cancel was noticed after {took:?}"
@@ -669,28 +659,19 @@ fn a_cancel_aborts_a_request_blocked_on_a_silent_server() {
 
 #[test]
 fn a_cancel_aborts_a_stream_stalled_between_chunks() {
-    let answer = Completion::new("a b c d");
-    let mut events = answer.events();
-    events.insert(2, Event::Pause(Duration::from_secs(10)));
-    let server = DeepSeekServer::start(vec![Reply::sse(events)]);
+    let server = stalled_stream_server();
     let cancel = CancellationToken::new();
     let canceller = cancel_after(&cancel, Duration::from_millis(200));
     let mut seen = 0;
     let mut sink = |_: &ChatChunk| seen += 1;
-    let started = Instant::now();
-    let error = provider(&server)
-        .chat(
-            &ChatRequest::user("hi"),
-            ModelCall {
-                cancel: &cancel,
-                deadline: Some(Instant::now() + Duration::from_secs(30)),
-            },
-            Some(&mut sink),
-        )
-        .unwrap_err();
-    let took = started.elapsed();
+    let (result, took) = timed_chat(
+        &provider(&server),
+        &cancel,
+        Duration::from_secs(30),
+        Some(&mut sink),
+    );
     canceller.join().unwrap();
-    assert_eq!(error, ModelError::Cancelled);
+    assert_eq!(result.unwrap_err(), ModelError::Cancelled);
     assert!(
         took < Duration::from_secs(5),
         "the cancel was noticed after {took:?}"
