@@ -67,7 +67,7 @@ impl HostBuilder {
     }
 
     /// Whose plugins load. Default: [`TrustPolicy::default`], a valid
-    /// signature by a key in `$AIPLUG_HOME/trusted-keys` (secure by
+    /// signature by a key in [`crate::trust::default_keys_dir`] (secure by
     /// default). [`TrustPolicy::AllowUnsigned`] is development mode, and
     /// `build` logs a warning saying so.
     pub fn trust(mut self, policy: TrustPolicy) -> HostBuilder {

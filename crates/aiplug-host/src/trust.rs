@@ -8,7 +8,8 @@
 //! a key added or removed there counts from the next load or reload on.
 //!
 //! Secure by default: [`TrustPolicy::default`] requires a valid signature
-//! from a trusted key. [`TrustPolicy::AllowUnsigned`] is development mode.
+//! from a trusted key ([`default_keys_dir`]). [`TrustPolicy::AllowUnsigned`]
+//! is development mode.
 //!
 //! Keys are standard PEM files (PKCS#8 private keys, SPKI public keys), so
 //! `openssl pkey` reads them too. A key is named by its id: the first 16
@@ -55,14 +56,29 @@ impl Default for TrustPolicy {
     }
 }
 
-/// `$AIPLUG_HOME/trusted-keys`: the trust store when none is configured.
+/// The trust store when none is configured: `$AIPLUG_HOME/trusted-keys`,
+/// else `aiplug/trusted-keys` in the user's config directory
+/// (`~/.config/aiplug/trusted-keys` on Linux). Not under the cache
+/// directory where models go: a cache may be wiped, a trust decision not.
 pub fn default_keys_dir() -> PathBuf {
-    crate::models::weights::aiplug_home().join("trusted-keys")
+    user_dir(dirs::config_dir(), "trusted-keys")
 }
 
-/// `$AIPLUG_HOME/keys`: where `aiplug keys generate` writes key pairs.
+/// Where `aiplug keys generate` writes key pairs: `$AIPLUG_HOME/keys`, else
+/// `aiplug/keys` in the user's data directory (`~/.local/share/aiplug/keys`
+/// on Linux), never a cache that may be wiped.
 pub fn default_private_dir() -> PathBuf {
-    crate::models::weights::aiplug_home().join("keys")
+    user_dir(dirs::data_dir(), "keys")
+}
+
+fn user_dir(base: Option<PathBuf>, leaf: &str) -> PathBuf {
+    match std::env::var_os("AIPLUG_HOME").filter(|h| !h.is_empty()) {
+        Some(home) => PathBuf::from(home).join(leaf),
+        None => base.map_or_else(
+            || crate::models::weights::aiplug_home().join(leaf),
+            |b| b.join("aiplug").join(leaf),
+        ),
+    }
 }
 
 /// Why a key file or a key pair could not be used or made.

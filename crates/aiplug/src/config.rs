@@ -54,7 +54,8 @@ pub struct PluginsConfig {
 #[serde(deny_unknown_fields)]
 pub struct TrustConfig {
     /// The trust store: a directory of trusted public keys (`*.pub`),
-    /// relative to the config file. Defaults to `$AIPLUG_HOME/trusted-keys`.
+    /// relative to the config file. Defaults to `$AIPLUG_HOME/trusted-keys`,
+    /// else `~/.config/aiplug/trusted-keys`.
     #[serde(default)]
     pub keys_dir: Option<PathBuf>,
     /// Development mode: load unsigned plugins, check no signature.

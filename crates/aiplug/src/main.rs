@@ -261,20 +261,23 @@ impl GenerationArgs {
 enum KeysCommand {
     /// Make an ed25519 key pair for signing plugins: NAME.key (private,
     /// PKCS#8 PEM, mode 0600) and NAME.pub (public, SPKI PEM), in
-    /// $AIPLUG_HOME/keys unless --dir says otherwise. Prints the key id.
+    /// $AIPLUG_HOME/keys (else ~/.local/share/aiplug/keys) unless --dir says
+    /// otherwise. Prints the key id.
     Generate {
         /// The key's name (its file names).
         name: String,
         /// Where to write the pair.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// Also copy the public key into the trust store (`[trust] keys_dir`
-        /// or $AIPLUG_HOME/trusted-keys), so this host loads what it signs.
+        /// Also copy the public key into the trust store (`[trust] keys_dir`,
+        /// else $AIPLUG_HOME/trusted-keys or ~/.config/aiplug/trusted-keys),
+        /// so this host loads what it signs.
         #[arg(long)]
         trust: bool,
     },
     /// Trust a signer: copy their public key (NAME.pub) into the trust store
-    /// (`[trust] keys_dir` or $AIPLUG_HOME/trusted-keys). Prints its key id;
+    /// (`[trust] keys_dir`, else $AIPLUG_HOME/trusted-keys or
+    /// ~/.config/aiplug/trusted-keys). Prints its key id;
     /// trusting the same key again is a no-op.
     Trust {
         /// The public key file (SPKI PEM, as `keys generate` writes).
