@@ -59,8 +59,17 @@ pub fn run(global: &Global, path: &Path, as_json: bool) -> anyhow::Result<ExitCo
         }
     }
     print!("{}", table(&rows));
+    // The pin hint, unless the manifest already pins exactly this artefact.
+    let pinned = Manifest::from_path(&report.manifest_path)
+        .ok()
+        .and_then(|(manifest, _)| manifest.sha256);
     if let Some(sha) = &report.sha256 {
-        println!("\nsha256 to pin in plugin.toml: sha256 = \"{sha}\"");
+        if !pinned.is_some_and(|p| p.eq_ignore_ascii_case(sha)) {
+            println!(
+                "\nsha256 to pin in plugin.toml: sha256 = \"{sha}\" (or `aiplug plugins sign {} --key KEY --pin`, which pins and signs)",
+                report.manifest_path.parent().unwrap_or(Path::new(".")).display()
+            );
+        }
     }
     println!(
         "{}",
