@@ -91,7 +91,11 @@ fn generate_sign_verify_load_and_refuse_tampering() {
     let run = strict(cwd, home.path(), &["run", "word-count", "--text", "a b c"]);
     assert_eq!((run.code, run.stdout.trim()), (0, "3"), "{}", run.stderr);
     let run = strict(cwd, home.path(), &["doctor", plugin_arg]);
-    assert!(!run.stdout.contains("sha256 to pin"), "already pinned: {}", run.stdout);
+    assert!(
+        !run.stdout.contains("sha256 to pin"),
+        "already pinned: {}",
+        run.stdout
+    );
     assert!(
         run.stdout
             .lines()
