@@ -7,22 +7,7 @@ use aiplug_abi::{
     AIPLUG_LOG_TRACE, AIPLUG_LOG_WARN, AIPLUG_STATUS_CANCELLED, AIPLUG_STATUS_NOT_FOUND, AIPLUG_STATUS_OK,
 };
 
-use crate::Error;
-
-/// Log levels for [`Context::log`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// Something failed.
-    Error,
-    /// Something looks wrong.
-    Warn,
-    /// Normal operation worth recording.
-    Info,
-    /// Detail for debugging.
-    Debug,
-    /// Very fine detail.
-    Trace,
-}
+use crate::{Error, Level};
 
 /// The context of one hook call: who is calling, the session, the deadline,
 /// and the host API (`infer`, `log`, sessions, cancellation).

@@ -37,6 +37,7 @@
 mod context;
 #[cfg(not(target_arch = "wasm32"))]
 mod export;
+mod level;
 mod plugin;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
@@ -48,10 +49,11 @@ extern crate self as aiplug_sdk;
 
 pub use aiplug_abi as abi;
 #[cfg(not(target_arch = "wasm32"))]
-pub use context::{Context, Level};
+pub use context::Context;
+pub use level::Level;
 pub use plugin::{Error, ErrorKind, Hooks, Plugin, Verdict};
 #[cfg(target_arch = "wasm32")]
-pub use wasm::{Context, Level};
+pub use wasm::Context;
 
 /// Items [`export_plugin!`] expands to; not part of the public API.
 #[doc(hidden)]

@@ -13,7 +13,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{Error, ErrorKind, Hooks, Plugin, Verdict};
+use crate::{Error, ErrorKind, Hooks, Level, Plugin, Verdict};
 
 /// The generated guest bindings of `wit/since_v0.1.0`.
 #[doc(hidden)]
@@ -31,21 +31,6 @@ pub mod bindings {
 use bindings::aiplug::plugin::host;
 use bindings::aiplug::plugin::types::{self as wit, CallInfo};
 use bindings::exports::aiplug::plugin::guest;
-
-/// Log levels for [`Context::log`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// Something failed.
-    Error,
-    /// Something looks wrong.
-    Warn,
-    /// Normal operation worth recording.
-    Info,
-    /// Detail for debugging.
-    Debug,
-    /// Very fine detail.
-    Trace,
-}
 
 /// The context of one hook call: who is calling, the session, the deadline,
 /// and the host API (`infer`, `log`, sessions, cancellation).
